@@ -8,7 +8,13 @@ Register a new method with :func:`register`; see README "Adding a method".
 """
 
 from methods import sparse_random as _sparse_random  # noqa: F401  (registers built-ins)
-from methods.allocation import Allocation, LayerAllocation, WeightMask, remove_masks
+from methods.allocation import (
+    Allocation,
+    LayerAllocation,
+    WeightMask,
+    remove_masks,
+    trainable_parameter_count,
+)
 from methods.base import AllocationContext, Method, PassCounter, check_density, target_count
 from methods.cost import AllocationCost, CostMeter
 from methods.distributions import capped_proportional, layer_counts
@@ -51,4 +57,5 @@ __all__ = [
     "register",
     "remove_masks",
     "target_count",
+    "trainable_parameter_count",
 ]

@@ -104,3 +104,14 @@ def remove_masks(model: nn.Module) -> nn.Module:
         if parametrize.is_parametrized(layer.module, "weight"):
             parametrize.remove_parametrizations(layer.module, "weight", leave_parametrized=True)
     return model
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    """Parameters an optimizer can change: every trainable entry minus masked-out weights."""
+    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for module in model.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            for parametrization in module.parametrizations["weight"]:
+                if isinstance(parametrization, WeightMask):
+                    count -= int((~parametrization.mask).sum())
+    return count

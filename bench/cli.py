@@ -1,0 +1,263 @@
+"""The ``bench`` command line: run grids, list methods and architectures, query results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench.errors import BenchError
+
+QUERY_FORMATS = ("table", "csv", "markdown", "latex", "json")
+ACCELERATORS = ("cpu", "gpu", "auto")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad integer list {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad integer {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _split_names(values: Sequence[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> Parser:
+    from bench.data import DATASETS
+    from bench.presets import PRESETS
+    from storage import DEFAULT_URL
+
+    parser = Parser(prog="bench", description="Benchmark prune-at-initialization methods.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="train a grid of configs and store the results")
+    run.add_argument(
+        "--methods", nargs="+", default=["all"], metavar="METHOD",
+        help="methods as name or name:key=value,... ('all' = every registered method); "
+        "the dense baseline is always added",
+    )
+    run.add_argument(
+        "--densities", nargs="+", default=["grid"], metavar="D",
+        help="densities in (0, 1], or 'grid' for the paper's 1-2-5 grid 0.1 ... 0.0001",
+    )
+    run.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default 0)")
+    run.add_argument(
+        "--archs", "--arch", nargs="+", default=None, metavar="ARCH",
+        help="architectures (default: the data set's default model; see 'bench archs')",
+    )
+    run.add_argument(
+        "--datasets", "--dataset", nargs="+", default=["digits"], metavar="DATASET",
+        help=f"data sets (default digits; valid: {', '.join(DATASETS)})",
+    )
+    run.add_argument(
+        "--preset", default="adam", choices=list(PRESETS), help="training preset of Table 4"
+    )
+    run.add_argument("--epochs", type=_positive_int, help="override the preset's epochs")
+    run.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
+    run.add_argument(
+        "--train-subset", type=_positive_int, help="train on the first N examples of the split"
+    )
+    run.add_argument("--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})")
+    run.add_argument("--runs-dir", default="runs", help="where checkpoints are kept (default runs/)")
+    run.add_argument(
+        "--accelerator", default="cpu", choices=ACCELERATORS, help="Lightning accelerator"
+    )
+    run.add_argument("--data-dir", help="where to look for data set files")
+    run.add_argument("--download", action="store_true", help="allow downloading data sets")
+    run.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE",
+        help="load a Python file that registers methods (repeatable)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    methods_cmd = sub.add_parser("methods", help="list registered methods")
+    methods_cmd.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                             help="load a plugin file first (repeatable)")
+    sub.add_parser("archs", help="list architectures with their parameter counts")
+
+    query = sub.add_parser("query", help="print runs or aggregated accuracy from the database")
+    query.add_argument("--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})")
+    query.add_argument(
+        "what", nargs="?", default="runs", choices=["runs", "accuracy", "layers", "cost"],
+        help="what to print (default runs)",
+    )
+    query.add_argument("--format", default="table", choices=QUERY_FORMATS, help="output format")
+    query.add_argument("--method", nargs="+", help="only these methods")
+    query.add_argument("--arch", nargs="+", help="only these architectures")
+    query.add_argument("--dataset", nargs="+", help="only these data sets")
+    query.add_argument("--density", nargs="+", type=float, help="only these densities")
+    query.add_argument(
+        "--status", nargs="+", choices=["pending", "running", "finished", "failed"],
+        help="only runs with these statuses",
+    )
+    return parser
+
+
+def _method_specs(values: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    import methods
+
+    specs: list[tuple[str, dict[str, Any]]] = []
+    for value in values:
+        items = [value] if ":" in value else _split_names([value])
+        for item in items:
+            name, options = methods.parse_spec(item)
+            if name == "all":
+                specs.extend((n, {}) for n in methods.available())
+            else:
+                methods.method_class(name)
+                specs.append((name, options))
+    return specs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import methods
+    import storage
+    from bench.data import dataset_spec
+    from bench.grid import parse_densities
+    from bench.runner import expand_grid, run_grid
+    from reports import accuracy_table, render
+
+    for plugin in args.plugin:
+        methods.load_plugin(plugin)
+    densities = parse_densities(args.densities)
+    datasets = _split_names(args.datasets)
+    specs = [dataset_spec(d) for d in datasets]
+    archs = _split_names(args.archs) if args.archs else list(dict.fromkeys(s.default_arch for s in specs))
+    configs = expand_grid(
+        archs=archs,
+        datasets=datasets,
+        method_specs=_method_specs(args.methods),
+        densities=densities,
+        seeds=args.seeds,
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_subset=args.train_subset,
+        accelerator=args.accelerator,
+        data_dir=args.data_dir,
+        download=args.download,
+    )
+    engine = storage.open_db(args.db)
+    print(f"grid: {len(configs)} runs -> {args.db}")
+    run_grid(configs, engine, Path(args.runs_dir), show_progress=not args.no_progress)
+    where = storage.RunFilter(
+        methods=sorted({c.method for c in configs}), archs=archs, datasets=datasets
+    )
+    for (arch, dataset), table in accuracy_table(storage.accuracy(engine, where)).items():
+        print(f"\nTest accuracy (%) versus density: {arch} on {dataset}, mean ± std (n)")
+        print(render(table, "table"))
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import methods
+
+    for plugin in args.plugin:
+        methods.load_plugin(plugin)
+    rows = []
+    for name in methods.available():
+        cls = methods.method_class(name)
+        options = ", ".join(o.describe() for o in methods.options_of(cls)) or "-"
+        rows.append(
+            {"method": name, "needs_data": cls.needs_data, "options": options,
+             "origin": cls.origin, "description": cls.description}
+        )
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def cmd_archs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import architectures
+
+    rows = []
+    for name in architectures.available():
+        arch = architectures.spec(name)
+        shape = getattr(arch, "default_input_shape", None) or _first_accepted(arch)
+        model = architectures.build(name, 10, input_shape=shape)
+        count = architectures.parameter_count(model)
+        rows.append(
+            {"arch": name, "weights": count.weights, "bias+BN": count.other, "total": count.total,
+             "prunable layers": count.prunable_layers, "input (10 classes)": "x".join(map(str, shape)),
+             "accepts": arch.accepts_text}
+        )
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def _first_accepted(arch: Any) -> tuple[int, int, int]:
+    for shape in ((3, 32, 32), (1, 28, 28), (1, 8, 8), (3, 64, 64)):
+        if arch.accepts(shape):
+            return shape
+    raise BenchError(f"architecture {arch.name!r} accepts none of the known input shapes")
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import storage
+    from reports import render
+
+    if not _db_exists(args.db):
+        raise BenchError(f"database {args.db!r} does not exist (run 'bench run' first)")
+    engine = storage.open_db(args.db)
+    where = storage.RunFilter(
+        methods=args.method, archs=args.arch, datasets=args.dataset, densities=args.density,
+        statuses=args.status,
+    )
+    query = {"runs": storage.runs, "accuracy": storage.accuracy,
+             "layers": storage.layer_allocation, "cost": storage.allocation_cost}[args.what]
+    frame = query(engine, where)
+    if args.format in ("table", "markdown", "csv", "latex"):
+        frame = frame.set_index(frame.columns[0]) if args.what == "runs" else frame
+    print(render(frame, args.format))
+    return 0
+
+
+def _db_exists(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return path in ("", ":memory:") or Path(path).exists()
+    return True
+
+
+COMMANDS = {"run": cmd_run, "methods": cmd_methods, "archs": cmd_archs, "query": cmd_query}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bench`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

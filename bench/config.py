@@ -1,0 +1,79 @@
+"""RunConfig: everything that identifies one run, and its canonical hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+HASH_LENGTH = 16
+# Fields that say where or how a run executes but not what it computes: never part of its identity.
+NON_IDENTITY_FIELDS = frozenset({"accelerator", "data_dir", "download", "spectrum"})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: model, data, method with options, density, seed and training budget.
+
+    ``options`` holds only the options the user gave that differ from the method's defaults
+    (see :func:`bench.runner.resolve_config`), so spelling a default out loud, or a later release
+    adding an option with a default, leaves the hash of every existing run unchanged.
+    """
+
+    arch: str
+    dataset: str
+    method: str
+    density: float
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    preset: str = "adam"
+    epochs: int | None = None
+    batch_size: int | None = None
+    train_subset: int | None = None
+    accelerator: str = "cpu"
+    data_dir: str | None = None
+    download: bool = False
+    spectrum: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """The canonical content of the config: identity fields whose value is not the default."""
+        defaults = {f.name: _default(f) for f in dataclasses.fields(self)}
+        identity: dict[str, Any] = {}
+        for name, value in dataclasses.asdict(self).items():
+            if name in NON_IDENTITY_FIELDS:
+                continue
+            if name in ("arch", "dataset", "method", "density", "seed") or value != defaults[name]:
+                identity[name] = value
+        return identity
+
+    def config_hash(self) -> str:
+        """SHA-256 of the sorted canonical JSON of :meth:`identity`, first 16 hex digits."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def method_spec(self) -> str:
+        """The CLI spelling ``name:key=value,...`` of the method and its options."""
+        if not self.options:
+            return self.method
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.method}:{opts}"
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A seed for one independent random stream of a run (init, allocation, ...), from the run seed."""
+    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF

@@ -1,0 +1,154 @@
+"""In-memory LightningDataModules: every split is a tensor, every draw comes from the run's seed.
+
+Small data sets are held as tensors and batched by indexing (no per-example ``__getitem__`` and
+no collate), so data loading is never the bottleneck on a CPU. The training split, the 10%
+validation hold-out, the optional ``train_subset`` and the loader order all come from
+``torch.Generator`` objects seeded from the run seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from bench.presets import VAL_FRACTION
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class Splits:
+    """Raw tensors as loaded from disk: images ``(N, C, H, W)`` float, labels ``(N,)`` long."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+class BatchTensorDataset(Dataset):
+    """A dataset indexed by a whole list of indices at once, returning a ready batch."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        augment: Augment | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.x, self.y, self.augment, self.generator = x, y, augment, generator
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices)
+        x = self.x[index]
+        if self.augment is not None:
+            x = self.augment(x, self.generator)
+        return x, self.y[index]
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Base class: subclasses implement :meth:`load` and set the class attributes below."""
+
+    name: str = ""
+    input_shape: tuple[int, int, int] = (1, 1, 1)
+    num_classes: int = 0
+    has_test_labels: bool = True
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 128,
+        seed: int = 0,
+        train_subset: int | None = None,
+        data_dir: str | Path | None = None,
+        download: bool = False,
+        val_fraction: float = VAL_FRACTION,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.train_subset = train_subset
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.download = download
+        self.val_fraction = val_fraction
+        self._ready = False
+
+    # Subclasses -------------------------------------------------------------------------------
+    def load(self) -> Splits:
+        """Read the data set from disk (or memory) as normalised float tensors."""
+        raise NotImplementedError
+
+    def augment(self) -> Augment | None:
+        """Training-time augmentation applied per batch (None: no augmentation)."""
+        return None
+
+    # Splits -----------------------------------------------------------------------------------
+    def generator(self, stream: int) -> torch.Generator:
+        """An independent generator per use (split, order, augmentation, allocation batches)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + stream)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        splits = self.load()
+        n = len(splits.y_train)
+        order = torch.randperm(n, generator=self.generator(1))
+        n_val = round(self.val_fraction * n)
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        if self.train_subset is not None:
+            if not 0 < self.train_subset <= len(train_idx):
+                raise ValueError(
+                    f"train_subset {self.train_subset} is outside [1, {len(train_idx)}] for "
+                    f"{self.name}"
+                )
+            train_idx = train_idx[: self.train_subset]
+        self.x_train, self.y_train = splits.x_train[train_idx], splits.y_train[train_idx]
+        self.x_val, self.y_val = splits.x_train[val_idx], splits.y_train[val_idx]
+        self.x_test, self.y_test = splits.x_test, splits.y_test
+        self._ready = True
+
+    # Loaders ----------------------------------------------------------------------------------
+    def _loader(self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None) -> DataLoader:
+        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        batches = BatchSampler(sampler, self.batch_size, drop_last=False)
+        return DataLoader(dataset, sampler=batches, batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = BatchTensorDataset(self.x_train, self.y_train, self.augment(), self.generator(3))
+        return self._loader(dataset, True, self.generator(2))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(BatchTensorDataset(self.x_val, self.y_val), False, None)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.has_test_labels:
+            return self.val_dataloader()
+        return self._loader(BatchTensorDataset(self.x_test, self.y_test), False, None)
+
+    def allocation_batches(self, batch_size: int | None = None) -> Callable[[], Iterator[tuple]]:
+        """A callable giving an endless stream of random augmented training batches.
+
+        Every call continues one generator seeded from the run seed, so the batches a pruning
+        method sees are a deterministic function of the seed (and fresh at every call, as the
+        iterative methods' per-step batches are).
+        """
+        self.setup()
+        size = batch_size or self.batch_size
+        order_gen, aug_gen = self.generator(4), self.generator(5)
+        augment = self.augment()
+
+        def stream() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            while True:
+                index = torch.randint(len(self.y_train), (size,), generator=order_gen)
+                x = self.x_train[index]
+                yield (augment(x, aug_gen) if augment else x), self.y_train[index]
+
+        return stream

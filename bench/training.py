@@ -1,0 +1,174 @@
+"""Training with Lightning: the LightningModule, the optimiser presets, and one fit-and-test call."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from bench.data.base import TensorDataModule
+from bench.presets import TrainingPreset
+
+
+class PaIModule(L.LightningModule):
+    """A classifier trained with cross-entropy; accuracy through torchmetrics."""
+
+    def __init__(
+        self, model: nn.Module, preset: TrainingPreset, epochs: int, lr: float, num_classes: int
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.preset, self.epochs, self.lr = preset, epochs, lr
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.val_acc(self.model(x), y)
+        self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, batch_size=len(y))
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.test_acc(self.model(x), y)
+        self.log("test_acc", self.test_acc, on_step=False, on_epoch=True, batch_size=len(y))
+
+    def configure_optimizers(self):  # noqa: ANN201  (Lightning's union of return types)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        p = self.preset
+        if p.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=p.weight_decay)
+        optimizer = torch.optim.SGD(
+            params, lr=self.lr, momentum=p.momentum, weight_decay=p.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=p.milestones(self.epochs), gamma=p.decay_factor
+        )
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch left behind: mean training loss, validation accuracy, learning rate."""
+
+    epoch: int
+    train_loss: float | None
+    val_acc: float | None
+    lr: float
+
+
+class EpochRecorder(Callback):
+    """Collects one :class:`EpochRecord` per epoch for the results database."""
+
+    def __init__(self) -> None:
+        self.records: list[EpochRecord] = []
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        loss = metrics.get("train_loss")
+        val = metrics.get("val_acc")
+        self.records.append(
+            EpochRecord(
+                trainer.current_epoch,
+                float(loss) if loss is not None else None,
+                float(val) if val is not None else None,
+                float(lr),
+            )
+        )
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`fit_and_test`."""
+
+    best_val_acc: float
+    best_epoch: int
+    test_acc: float
+    seconds: float
+    epochs: list[EpochRecord] = field(default_factory=list)
+    resumed: bool = False
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def fit_and_test(
+    module: PaIModule,
+    datamodule: TensorDataModule,
+    *,
+    epochs: int,
+    run_dir: Path,
+    accelerator: str = "cpu",
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``epochs`` epochs, keep the best-validation weights and test them.
+
+    Checkpoints (best and last) live in ``run_dir``; when a ``last.ckpt`` is already there the
+    run resumes from it. Data sets without test labels (Tiny ImageNet) report the best
+    validation accuracy as their test accuracy, as the paper does.
+    """
+    _quiet_lightning()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    best = ModelCheckpoint(
+        dirpath=run_dir, filename="best", monitor="val_acc", mode="max", save_last=True
+    )
+    recorder = EpochRecorder()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        callbacks=[best, recorder],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        default_root_dir=run_dir,
+    )
+    last = run_dir / "last.ckpt"
+    resumed = last.exists()
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+    seconds = time.perf_counter() - start
+    best_path = best.best_model_path
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    if datamodule.has_test_labels:
+        tested = trainer.test(module, datamodule=datamodule, verbose=False)
+        test_acc = float(tested[0]["test_acc"])
+    else:
+        test_acc = float(best.best_model_score)
+    best_epoch = max(recorder.records, key=lambda r: r.val_acc or -1.0).epoch if recorder.records else -1
+    return TrainResult(
+        best_val_acc=float(best.best_model_score),
+        best_epoch=best_epoch,
+        test_acc=test_acc,
+        seconds=seconds,
+        epochs=recorder.records,
+        resumed=resumed,
+    )

@@ -1,0 +1,128 @@
+"""Typed queries returning pandas DataFrames; filters are bound parameters, never string SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Engine, Select, select
+
+from storage.schema import AllocationCostRow, LayerAllocation, Run
+
+RUN_COLUMNS = [
+    "id",
+    "config_hash",
+    "method",
+    "arch",
+    "dataset",
+    "seed",
+    "density",
+    "achieved_density",
+    "kept",
+    "total",
+    "status",
+    "best_val_acc",
+    "test_acc",
+    "train_seconds",
+    "reason",
+]
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Optional filters on runs; each list means 'any of these'."""
+
+    methods: Sequence[str] | None = None
+    archs: Sequence[str] | None = None
+    datasets: Sequence[str] | None = None
+    densities: Sequence[float] | None = None
+    statuses: Sequence[str] | None = None
+
+    def apply(self, stmt: Select) -> Select:
+        for column, values in (
+            (Run.method, self.methods),
+            (Run.arch, self.archs),
+            (Run.dataset, self.datasets),
+            (Run.density, self.densities),
+            (Run.status, self.statuses),
+        ):
+            if values:
+                stmt = stmt.where(column.in_(list(values)))
+        return stmt
+
+
+def runs(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """One row per run with the main columns, ordered by id."""
+    stmt = select(*(getattr(Run, c) for c in RUN_COLUMNS)).order_by(Run.id)
+    stmt = (where or RunFilter()).apply(stmt)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(stmt).all(), columns=RUN_COLUMNS)
+
+
+def accuracy(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Test accuracy of finished runs aggregated by arch x dataset x method x density.
+
+    Columns: arch, dataset, method, density, mean, std, n, min, max (std is 0 for one run).
+    """
+    frame = runs(engine, where)
+    frame = frame[frame["status"] == "finished"]
+    keys = ["arch", "dataset", "method", "density"]
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n", "min", "max"])
+    grouped = frame.groupby(keys)["test_acc"]
+    out = grouped.agg(["mean", "std", "count", "min", "max"]).reset_index()
+    out = out.rename(columns={"count": "n"})
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def layer_allocation(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Kept/total per prunable layer for every run matching ``where``."""
+    stmt = (
+        select(
+            Run.id.label("run_id"),
+            Run.method,
+            Run.arch,
+            Run.dataset,
+            Run.density,
+            Run.seed,
+            LayerAllocation.layer_index,
+            LayerAllocation.name,
+            LayerAllocation.kept,
+            LayerAllocation.total,
+            LayerAllocation.alpha_init,
+            LayerAllocation.alpha_final,
+        )
+        .join(LayerAllocation, LayerAllocation.run_id == Run.id)
+        .order_by(Run.id, LayerAllocation.layer_index)
+    )
+    stmt = (where or RunFilter()).apply(stmt)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def allocation_cost(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Allocation seconds, peak bytes and passes per run."""
+    stmt = (
+        select(
+            Run.id.label("run_id"),
+            Run.method,
+            Run.arch,
+            Run.dataset,
+            Run.density,
+            Run.seed,
+            Run.trainable_params,
+            AllocationCostRow.seconds,
+            AllocationCostRow.peak_bytes,
+            AllocationCostRow.forward_passes,
+            AllocationCostRow.backward_passes,
+        )
+        .join(AllocationCostRow, AllocationCostRow.run_id == Run.id)
+        .order_by(Run.id)
+    )
+    stmt = (where or RunFilter()).apply(stmt)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
