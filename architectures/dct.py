@@ -35,7 +35,9 @@ def dct_matrix(
 
 
 def dct_block(
-    rows: int, cols: int, dtype: torch.dtype = torch.float32,
+    rows: int,
+    cols: int,
+    dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``C_q[:rows, :cols]`` with ``q = max(rows, cols)``, without building the full ``q x q``."""

@@ -7,6 +7,7 @@
 Register a new method with :func:`register`; see README "Adding a method".
 """
 
+from methods import dctps as _dctps  # noqa: F401
 from methods import sparse_random as _sparse_random  # noqa: F401  (registers built-ins)
 from methods.allocation import (
     Allocation,
