@@ -74,7 +74,7 @@ def build(
     seed: int = 0,
     **options: object,
 ) -> nn.Module:
-    """Build ``name`` for ``num_classes`` classes and ``input_shape`` inputs, initialised from ``seed``.
+    """Build ``name`` for ``num_classes`` classes and ``input_shape`` inputs, seeded by ``seed``.
 
     Every random draw of the construction (PyTorch's default bias init included) comes from
     ``seed`` without touching the caller's global RNG state, so the same seed gives the same

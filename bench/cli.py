@@ -52,21 +52,37 @@ def build_parser() -> Parser:
 
     run = sub.add_parser("run", help="train a grid of configs and store the results")
     run.add_argument(
-        "--methods", nargs="+", default=["all"], metavar="METHOD",
+        "--methods",
+        nargs="+",
+        default=["all"],
+        metavar="METHOD",
         help="methods as name or name:key=value,... ('all' = every registered method); "
         "the dense baseline is always added",
     )
     run.add_argument(
-        "--densities", nargs="+", default=["grid"], metavar="D",
+        "--densities",
+        nargs="+",
+        default=["grid"],
+        metavar="D",
         help="densities in (0, 1], or 'grid' for the paper's 1-2-5 grid 0.1 ... 0.0001",
     )
-    run.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default 0)")
     run.add_argument(
-        "--archs", "--arch", nargs="+", default=None, metavar="ARCH",
+        "--seeds", type=_int_list, default=[0], help="comma-separated seeds (default 0)"
+    )
+    run.add_argument(
+        "--archs",
+        "--arch",
+        nargs="+",
+        default=None,
+        metavar="ARCH",
         help="architectures (default: the data set's default model; see 'bench archs')",
     )
     run.add_argument(
-        "--datasets", "--dataset", nargs="+", default=["digits"], metavar="DATASET",
+        "--datasets",
+        "--dataset",
+        nargs="+",
+        default=["digits"],
+        metavar="DATASET",
         help=f"data sets (default digits; valid: {', '.join(DATASETS)})",
     )
     run.add_argument(
@@ -77,28 +93,45 @@ def build_parser() -> Parser:
     run.add_argument(
         "--train-subset", type=_positive_int, help="train on the first N examples of the split"
     )
-    run.add_argument("--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})")
-    run.add_argument("--runs-dir", default="runs", help="where checkpoints are kept (default runs/)")
+    run.add_argument(
+        "--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})"
+    )
+    run.add_argument(
+        "--runs-dir", default="runs", help="where checkpoints are kept (default runs/)"
+    )
     run.add_argument(
         "--accelerator", default="cpu", choices=ACCELERATORS, help="Lightning accelerator"
     )
     run.add_argument("--data-dir", help="where to look for data set files")
     run.add_argument("--download", action="store_true", help="allow downloading data sets")
     run.add_argument(
-        "--plugin", action="append", default=[], metavar="FILE",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="load a Python file that registers methods (repeatable)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     methods_cmd = sub.add_parser("methods", help="list registered methods")
-    methods_cmd.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                             help="load a plugin file first (repeatable)")
+    methods_cmd.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="load a plugin file first (repeatable)",
+    )
     sub.add_parser("archs", help="list architectures with their parameter counts")
 
     query = sub.add_parser("query", help="print runs or aggregated accuracy from the database")
-    query.add_argument("--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})")
     query.add_argument(
-        "what", nargs="?", default="runs", choices=["runs", "accuracy", "layers", "cost"],
+        "--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})"
+    )
+    query.add_argument(
+        "what",
+        nargs="?",
+        default="runs",
+        choices=["runs", "accuracy", "layers", "cost"],
         help="what to print (default runs)",
     )
     query.add_argument("--format", default="table", choices=QUERY_FORMATS, help="output format")
@@ -107,7 +140,9 @@ def build_parser() -> Parser:
     query.add_argument("--dataset", nargs="+", help="only these data sets")
     query.add_argument("--density", nargs="+", type=float, help="only these densities")
     query.add_argument(
-        "--status", nargs="+", choices=["pending", "running", "finished", "failed"],
+        "--status",
+        nargs="+",
+        choices=["pending", "running", "finished", "failed"],
         help="only runs with these statuses",
     )
     return parser
@@ -142,7 +177,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     densities = parse_densities(args.densities)
     datasets = _split_names(args.datasets)
     specs = [dataset_spec(d) for d in datasets]
-    archs = _split_names(args.archs) if args.archs else list(dict.fromkeys(s.default_arch for s in specs))
+    archs = (
+        _split_names(args.archs)
+        if args.archs
+        else list(dict.fromkeys(s.default_arch for s in specs))
+    )
     configs = expand_grid(
         archs=archs,
         datasets=datasets,
@@ -181,8 +220,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
         cls = methods.method_class(name)
         options = ", ".join(o.describe() for o in methods.options_of(cls)) or "-"
         rows.append(
-            {"method": name, "needs_data": cls.needs_data, "options": options,
-             "origin": cls.origin, "description": cls.description}
+            {
+                "method": name,
+                "needs_data": cls.needs_data,
+                "options": options,
+                "origin": cls.origin,
+                "description": cls.description,
+            }
         )
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
@@ -200,9 +244,15 @@ def cmd_archs(args: argparse.Namespace) -> int:
         model = architectures.build(name, 10, input_shape=shape)
         count = architectures.parameter_count(model)
         rows.append(
-            {"arch": name, "weights": count.weights, "bias+BN": count.other, "total": count.total,
-             "prunable layers": count.prunable_layers, "input (10 classes)": "x".join(map(str, shape)),
-             "accepts": arch.accepts_text}
+            {
+                "arch": name,
+                "weights": count.weights,
+                "bias+BN": count.other,
+                "total": count.total,
+                "prunable layers": count.prunable_layers,
+                "input (10 classes)": "x".join(map(str, shape)),
+                "accepts": arch.accepts_text,
+            }
         )
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
@@ -223,11 +273,18 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise BenchError(f"database {args.db!r} does not exist (run 'bench run' first)")
     engine = storage.open_db(args.db)
     where = storage.RunFilter(
-        methods=args.method, archs=args.arch, datasets=args.dataset, densities=args.density,
+        methods=args.method,
+        archs=args.arch,
+        datasets=args.dataset,
+        densities=args.density,
         statuses=args.status,
     )
-    query = {"runs": storage.runs, "accuracy": storage.accuracy,
-             "layers": storage.layer_allocation, "cost": storage.allocation_cost}[args.what]
+    query = {
+        "runs": storage.runs,
+        "accuracy": storage.accuracy,
+        "layers": storage.layer_allocation,
+        "cost": storage.allocation_cost,
+    }[args.what]
     frame = query(engine, where)
     if args.format in ("table", "markdown", "csv", "latex"):
         frame = frame.set_index(frame.columns[0]) if args.what == "runs" else frame
@@ -249,9 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bench`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from architectures.registry import UnknownArchitecture
+    from methods.errors import UnknownMethod
+
     try:
         return COMMANDS[args.command](args)
-    except BenchError as error:
+    except (BenchError, UnknownMethod, UnknownArchitecture) as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

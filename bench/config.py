@@ -74,6 +74,6 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def stream_seed(seed: int, stream: str) -> int:
-    """A seed for one independent random stream of a run (init, allocation, ...), from the run seed."""
+    """A seed for one independent random stream of a run (init, allocation, ...)."""
     digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF

@@ -5,7 +5,18 @@ from __future__ import annotations
 from bench.errors import BenchError
 
 # The 1-2-5 grid from 0.1 down to 0.0001: every density the paper reports (its figures 2-3, 9-10).
-DENSITY_GRID: tuple[float, ...] = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002, 0.0001)
+DENSITY_GRID: tuple[float, ...] = (
+    0.1,
+    0.05,
+    0.02,
+    0.01,
+    0.005,
+    0.002,
+    0.001,
+    0.0005,
+    0.0002,
+    0.0001,
+)
 
 
 def parse_densities(values: list[str]) -> list[float]:

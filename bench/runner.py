@@ -42,7 +42,7 @@ class RunOutcome:
 
 
 def canonical_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Typed options of ``method`` with every value equal to its default dropped (hash stability)."""
+    """Typed options of ``method`` minus those equal to their default (keeps hashes stable)."""
     instance = methods.get(method, **options)
     defaults = {info.name: info.default for info in methods.options_of(type(instance))}
     resolved = instance.options()
@@ -66,7 +66,8 @@ def validate(config: RunConfig) -> RunConfig:
             f"{module.input_shape} (it accepts {arch.accepts_text})"
         )
     get_preset(config.preset, config.arch)
-    return replace(config, options=options)
+    # The budget is resolved now so that the stored config (and its hash) says what really ran.
+    return replace(config, options=options, epochs=effective_epochs(config))
 
 
 def effective_epochs(config: RunConfig) -> int:
@@ -234,7 +235,9 @@ def _record_allocation(
         session.flush()
         for index, layer in enumerate(allocation.layers()):
             run.layers.append(
-                LayerAllocation(layer_index=index, name=layer.name, kept=layer.kept, total=layer.total)
+                LayerAllocation(
+                    layer_index=index, name=layer.name, kept=layer.kept, total=layer.total
+                )
             )
         cost = allocation.cost
         if cost is not None:
@@ -251,7 +254,11 @@ def _record_allocation(
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in info.items():
-        out[key] = value if isinstance(value, str | int | float | bool | type(None) | list | dict) else str(value)
+        out[key] = (
+            value
+            if isinstance(value, str | int | float | bool | type(None) | list | dict)
+            else str(value)
+        )
     return out
 
 
@@ -292,7 +299,7 @@ def run_grid(
     runs_dir: Path = DEFAULT_RUNS_DIR,
     *,
     show_progress: bool = True,
-    echo=print,  # noqa: ANN001  (a print-like callable)
+    echo=print,
 ) -> list[RunOutcome]:
     """Run every config in order, skipping those already in the DB, with a progress bar."""
     from tqdm.auto import tqdm
@@ -306,7 +313,9 @@ def run_grid(
         outcomes.append(outcome)
         if not outcome.skipped:
             detail = (
-                f"test_acc={outcome.test_acc:.4f}" if outcome.status == "finished" else f"reason: {outcome.reason}"
+                f"test_acc={outcome.test_acc:.4f}"
+                if outcome.status == "finished"
+                else f"reason: {outcome.reason}"
             )
             line = (
                 f"{outcome.status:8s} {config.arch}/{config.dataset} {config.method_spec:24s} "

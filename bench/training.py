@@ -1,4 +1,4 @@
-"""Training with Lightning: the LightningModule, the optimiser presets, and one fit-and-test call."""
+"""Training with Lightning: the LightningModule, its optimisers, and one fit-and-test call."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ class PaIModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         loss = F.cross_entropy(self.model(x), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
@@ -50,7 +52,7 @@ class PaIModule(L.LightningModule):
         self.test_acc(self.model(x), y)
         self.log("test_acc", self.test_acc, on_step=False, on_epoch=True, batch_size=len(y))
 
-    def configure_optimizers(self):  # noqa: ANN201  (Lightning's union of return types)
+    def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         p = self.preset
         if p.optimizer == "adam":
@@ -163,7 +165,9 @@ def fit_and_test(
         test_acc = float(tested[0]["test_acc"])
     else:
         test_acc = float(best.best_model_score)
-    best_epoch = max(recorder.records, key=lambda r: r.val_acc or -1.0).epoch if recorder.records else -1
+    best_epoch = (
+        max(recorder.records, key=lambda r: r.val_acc or -1.0).epoch if recorder.records else -1
+    )
     return TrainResult(
         best_val_acc=float(best.best_model_score),
         best_epoch=best_epoch,

@@ -24,7 +24,7 @@ class LayerAllocation:
 
 
 class WeightMask(nn.Module):
-    """Parametrization ``W -> W * mask``: masked entries are exactly zero whatever the optimizer does."""
+    """Parametrization ``W -> W * mask``: masked entries stay exactly zero under any optimizer."""
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
@@ -65,7 +65,8 @@ class Allocation:
     def layers(self) -> list[LayerAllocation]:
         """Kept/total per prunable layer, in layer order."""
         return [
-            LayerAllocation(name, int(mask.sum()), mask.numel()) for name, mask in self.masks.items()
+            LayerAllocation(name, int(mask.sum()), mask.numel())
+            for name, mask in self.masks.items()
         ]
 
     def apply(self, model: nn.Module) -> nn.Module:

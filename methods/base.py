@@ -63,7 +63,7 @@ def check_density(density: float) -> float:
 
 
 def target_count(density: float, total: int) -> int:
-    """``k = round(density * N)`` (Python's round, half to even): the one count every method keeps."""
+    """``k = round(density * N)`` (Python's round, half to even), the count every method keeps."""
     return round(check_density(density) * total)
 
 
@@ -95,7 +95,9 @@ class Method:
         density = check_density(density)
         context = context if context is not None else AllocationContext()
         if self.needs_data and context.batches is None:
-            raise ValueError(f"method {self.name!r} needs data: pass an AllocationContext with batches")
+            raise ValueError(
+                f"method {self.name!r} needs data: pass an AllocationContext with batches"
+            )
         layers = prunable_layers(model)
         total = sum(layer.numel for layer in layers)
         k = target_count(density, total)

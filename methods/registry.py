@@ -61,10 +61,16 @@ def _load_entry_points() -> None:
     _entry_points_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         loaded = ep.load()
-        if isinstance(loaded, type) and issubclass(loaded, Method) and loaded not in _REGISTRY.values():
+        if (
+            isinstance(loaded, type)
+            and issubclass(loaded, Method)
+            and loaded not in _REGISTRY.values()
+        ):
             register(ep.name, origin=f"entry point {ep.value}")(loaded)
         for cls in list(_REGISTRY.values()):
-            if cls.__module__ == getattr(loaded, "__name__", None) and cls.origin == _origin_of(cls):
+            if cls.__module__ == getattr(loaded, "__name__", None) and cls.origin == _origin_of(
+                cls
+            ):
                 cls.origin = f"entry point {ep.value}"
 
 
@@ -126,7 +132,7 @@ def options_of(cls: type[Method]) -> list[OptionInfo]:
 
 
 def get(name: str, **options: Any) -> Method:
-    """An instance of method ``name`` with ``options`` (strings are converted to the option's type)."""
+    """An instance of method ``name`` with ``options`` converted to the options' types."""
     cls = method_class(name)
     known = {info.name: info for info in options_of(cls)}
     converted = {}
@@ -143,7 +149,7 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 def convert_option(method: str, key: str, value: Any, annotation: Any) -> Any:
-    """Convert ``value`` (often a CLI string) to ``annotation``, or raise naming the valid values."""
+    """Convert ``value`` (often a CLI string) to ``annotation``, or raise naming valid values."""
     origin = get_origin(annotation)
     if origin is Literal:
         choices = get_args(annotation)
@@ -151,8 +157,7 @@ def convert_option(method: str, key: str, value: Any, annotation: Any) -> Any:
             if value == choice or str(value) == str(choice):
                 return choice
         raise UnknownMethod(
-            f"bad value {value!r} for option {method}:{key} "
-            f"(valid: {', '.join(map(str, choices))})"
+            f"bad value {value!r} for option {method}:{key} (valid: {', '.join(map(str, choices))})"
         )
     if origin in (types.UnionType, typing.Union):
         args = [a for a in get_args(annotation) if a is not type(None)]

@@ -44,7 +44,7 @@ class RandomUniform(DistributionMethod):
 
 @register("epl")
 class EqualPerLayer(DistributionMethod):
-    """Sparse (EPL): an equal number of weights per layer (capped proportional), random positions."""
+    """Sparse (EPL): an equal number of weights per layer (capped proportional), random places."""
 
     description = "Sparse (EPL): equal count per layer, random positions (Price & Tanner 2021)"
     distribution = "epl"
@@ -95,5 +95,9 @@ class Dense(Method):
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         total = sum(layer.numel for layer in layers)
         if k != total:
-            raise ValueError(f"method 'dense' keeps every weight: density must be 1, got k={k} of {total}")
-        return {layer.name: torch.ones(layer.weight.shape, dtype=torch.bool) for layer in layers}, {}
+            raise ValueError(
+                f"method 'dense' keeps every weight: density must be 1, got k={k} of {total}"
+            )
+        return {
+            layer.name: torch.ones(layer.weight.shape, dtype=torch.bool) for layer in layers
+        }, {}

@@ -30,7 +30,7 @@ def accuracy_table(aggregated: pd.DataFrame) -> dict[tuple[str, str], pd.DataFra
 
 
 def render(table: pd.DataFrame, fmt: str = "table") -> str:
-    """Render a DataFrame as ``table`` (plain text), ``markdown``, ``csv``, ``latex`` or ``json``."""
+    """Render a DataFrame as ``table`` (plain text), ``markdown``, ``csv``, ``latex``, ``json``."""
     if fmt == "markdown":
         return table.to_markdown()
     if fmt == "csv":

@@ -14,7 +14,7 @@ DEFAULT_URL = "sqlite:///bench.db"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001  (DBAPI objects)
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -116,8 +116,12 @@ class TensorDataModule(L.LightningDataModule):
         self._ready = True
 
     # Loaders ----------------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None) -> DataLoader:
-        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None
+    ) -> DataLoader:
+        sampler = (
+            RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        )
         batches = BatchSampler(sampler, self.batch_size, drop_last=False)
         return DataLoader(dataset, sampler=batches, batch_size=None)
 
