@@ -150,9 +150,23 @@ class CifarResNet(nn.Module):
         return self.fc(self.avgpool(out).flatten(1))
 
 
-def resnet18(num_classes: int, input_shape: InputShape) -> nn.Module:
-    """CIFAR ResNet18: basic blocks [2, 2, 2, 2], 21 prunable layers, 3 shortcut convs."""
-    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels=input_shape[0])
+def resnet18(num_classes: int, input_shape: InputShape, width: int = 64) -> nn.Module:
+    """CIFAR ResNet18: basic blocks [2, 2, 2, 2], 21 prunable layers, 3 shortcut convs.
+
+    ``width`` is the first stage's channel count (64 in the paper); the stages double it.
+    """
+    return CifarResNet(
+        BasicBlock, (2, 2, 2, 2), num_classes, in_channels=input_shape[0], width=width
+    )
+
+
+def resnet18_w16(num_classes: int, input_shape: InputShape) -> nn.Module:
+    """ResNet18 at a quarter of the width (16/32/64/128 channels): the CPU-scale study's variant.
+
+    Same depth, layer layout, shortcut convs and prunable-layer count (21) as ``resnet18``, with
+    about 1/16 of its weights (699,056 for 10 classes) and of its multiply-adds.
+    """
+    return resnet18(num_classes, input_shape, width=16)
 
 
 def resnet50(num_classes: int, input_shape: InputShape) -> nn.Module:
@@ -161,4 +175,7 @@ def resnet50(num_classes: int, input_shape: InputShape) -> nn.Module:
 
 
 register_cifar_arch("resnet18", resnet18, "CIFAR ResNet18 (FORCE/DCTpS): 3x3 stem, no max-pool")
+register_cifar_arch(
+    "resnet18_w16", resnet18_w16, "ResNet18 at 1/4 width (16-128 channels), for CPU-scale studies"
+)
 register_cifar_arch("resnet50", resnet50, "CIFAR ResNet50 (FORCE/DCTpS): 3x3 stem, no max-pool")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import architectures
 from architectures import (
     ParameterCount,
     UnknownArchitecture,
@@ -209,3 +210,19 @@ def test_bad_input_shape_is_rejected(name: str, shape: tuple[int, int, int]) -> 
     assert spec(name).accepts_text in str(info.value)
     with pytest.raises(UnknownArchitecture):
         summarize(name, 10, shape)
+
+
+def test_resnet18_w16_is_a_quarter_width_resnet18() -> None:
+    """The CPU study's variant keeps ResNet18's 21 prunable layers at 1/4 of the width."""
+    narrow = architectures.summarize("resnet18_w16")
+    assert narrow.prunable_layers == 21
+    assert narrow.weights == 699_056
+    full = architectures.build_meta("resnet18", 10)
+    small = architectures.build_meta("resnet18_w16", 10)
+    for (name, a), (other, b) in zip(
+        architectures.prunable_parameters(full).items(),
+        architectures.prunable_parameters(small).items(),
+        strict=True,
+    ):
+        assert name == other
+        assert a.shape[2:] == b.shape[2:]
