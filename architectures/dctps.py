@@ -12,9 +12,9 @@ Three implementations with equal outputs, chosen by ``impl``:
 - ``"dense"`` (default): ``alpha * D`` with the values scattered in, then ONE ``F.conv2d`` /
   ``F.linear``; the cost of a plain layer plus O(m*n) elementwise work.
 - ``"factored"``: for ``groups=1`` convs the patch DCT as an exact 1x1 channel transform plus a
-  depthwise conv (:func:`factored_offset`), and ``S`` applied from its k nonzeros
-  (:class:`SparseConv2dFunction`), so the sparse cost grows with k. Linear and grouped convs fall
-  back to ``"dense"``.
+  depthwise conv (:func:`factored_offset`), and ``S`` applied from its k nonzeros as one CSR
+  matrix per kernel offset (:class:`SparseConv2dFunction`), so the sparse cost grows with k.
+  Linear layers, grouped convs and the ``"chw"`` order fall back to ``"dense"``.
 - ``"reference"``: the paper's layout, a conv with the frozen ``D`` plus a conv with the dense
   (mostly zero) ``S``; the oracle the other two are tested against.
 
@@ -25,7 +25,9 @@ pruned again.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -39,6 +41,30 @@ from architectures.prunable import prunable_layers
 Impl = Literal["dense", "factored", "reference"]
 IMPLS: tuple[str, ...] = ("dense", "factored", "reference")
 FixupAlpha = Literal["reference", "norm"]
+
+
+class ComposeWeight(torch.autograd.Function):
+    """``W = alpha * D + S`` with S given by its k values, in one tensor of D's shape.
+
+    Backward needs no temporary of the layer's size: ``dalpha = <dW, D>`` (one dot product) and
+    ``dvalues = dW[indices]``; autograd's own ``alpha * D`` would allocate ``dW * D`` first.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, alpha: Tensor, values: Tensor, offset: Tensor, indices: Tensor) -> Tensor:
+        weight = alpha * offset
+        weight.view(-1).index_add_(0, indices, values)
+        ctx.save_for_backward(offset, indices)
+        return weight
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        offset, indices = ctx.saved_tensors
+        flat = grad.reshape(-1)
+        grad_alpha = torch.dot(flat, offset.reshape(-1)) if ctx.needs_input_grad[0] else None
+        grad_values = flat.index_select(0, indices) if ctx.needs_input_grad[1] else None
+        return grad_alpha, grad_values, None, None
 
 
 class DCTpSLayer(nn.Module):
@@ -108,8 +134,7 @@ class DCTpSLayer(nn.Module):
 
     def _combined(self, offset: Tensor) -> Tensor:
         """``alpha * offset + S``: the values scattered onto the scaled offset as one tensor."""
-        flat = (self.alpha * offset).reshape(-1).index_add(0, self.indices, self.values)
-        return flat.view(self.weight_shape)
+        return ComposeWeight.apply(self.alpha, self.values, offset, self.indices)
 
     def effective_weight(self) -> Tensor:
         """``W = alpha * D + S`` as one dense tensor (differentiable in alpha and the values)."""
@@ -226,71 +251,152 @@ def factored_offset(
     return mix.to(dtype), spatial.to(dtype)
 
 
-def _window(
-    x: Tensor,
-    a: int,
-    b: int,
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-    out_size: tuple[int, int],
-) -> Tensor:
-    """The strided view of padded input ``x`` that kernel offset ``(a, b)`` sees at every output."""
-    top, left = a * dilation[0], b * dilation[1]
-    bottom = top + stride[0] * (out_size[0] - 1) + 1
-    right = left + stride[1] * (out_size[1] - 1) + 1
-    return x[:, :, top : bottom : stride[0], left : right : stride[1]]
+@dataclass(frozen=True)
+class OffsetGroup:
+    """The support entries at one kernel offset ``(a, b)``: ``start:end`` of the plan's order."""
+
+    a: int
+    b: int
+    start: int
+    end: int
+
+
+def sparse_plan(
+    indices: Tensor, weight_shape: torch.Size
+) -> tuple[list[OffsetGroup], dict[str, Tensor]]:
+    """CSR structure of ``S`` per kernel offset, for the matrix and its transpose.
+
+    Flat index ``f = (o*in + c)*kh*kw + a*kw + b``. The support is ordered by offset, then
+    ``(o, c)`` (``perm``: CSR of the ``out x in`` matrix ``S_ab``, row pointers ``crow[g]``,
+    columns ``col``) and by offset, then ``(c, o)`` (``perm_t``, ``crow_t``, ``col_t``: CSR of
+    ``S_ab^T``). Values change every step; this structure only when the support does.
+    """
+    out, cin, kh, kw = (int(s) for s in weight_shape)
+    flat = indices.detach().to("cpu", torch.int64)
+    offset, rest = flat % (kh * kw), flat // (kh * kw)
+    rows, cols = rest // cin, rest % cin
+    perm = torch.argsort(offset, stable=True)  # flat is ascending: (offset, o, c) order
+    perm_t = torch.argsort((offset * cin + cols) * out + rows)
+    counts = torch.bincount(offset, minlength=kh * kw)
+    ends = counts.cumsum(0)
+    groups, crow, crow_t = [], [], []
+    for i in torch.nonzero(counts).reshape(-1).tolist():
+        group = OffsetGroup(i // kw, i % kw, int(ends[i] - counts[i]), int(ends[i]))
+        groups.append(group)
+        part, part_t = perm[group.start : group.end], perm_t[group.start : group.end]
+        crow.append(F.pad(torch.bincount(rows[part], minlength=out).cumsum(0), (1, 0)))
+        crow_t.append(F.pad(torch.bincount(cols[part_t], minlength=cin).cumsum(0), (1, 0)))
+    empty = torch.zeros(0, 1, dtype=torch.int64)
+    plan = {
+        "perm": perm,
+        "col": cols[perm],
+        "crow": torch.stack(crow) if crow else empty,
+        "perm_t": perm_t,
+        "col_t": rows[perm_t],
+        "crow_t": torch.stack(crow_t) if crow_t else empty,
+    }
+    return groups, plan
+
+
+_PLAN_KEYS = ("perm", "col", "crow", "perm_t", "col_t", "crow_t")
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    """A CSR matrix on a precomputed structure (no checks, no beta-state warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Stride, padding and dilation of a conv: where each kernel offset reads, which are outputs."""
+
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    def shift(self, group: OffsetGroup, padded_width: int) -> int:
+        """How far kernel offset ``(a, b)`` reads from the output position, flat in the map."""
+        return group.a * self.dilation[0] * padded_width + group.b * self.dilation[1]
+
+    def outputs(self, full: Tensor, out_size: tuple[int, int]) -> Tensor:
+        """The positions of a padded-map tensor ``(..., Hp, Wp)`` that are conv outputs."""
+        (sh, sw), (oh, ow) = self.stride, out_size
+        return full[..., : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw]
 
 
 class SparseConv2dFunction(torch.autograd.Function):
-    """Adds ``conv2d(x_pad, S)`` into ``base`` in place, computed from S's nonzeros only.
+    """Adds ``conv2d(x, S)`` into ``base`` in place, computed from S's nonzeros only.
 
-    The support is grouped by kernel offset: for each offset, gather the input channels its
-    nonzeros read (a strided window of the padded input), scale by the values and ``index_add_``
-    into the output channels; backward does the transpose the same way. Work and memory are
-    O(k * batch * output pixels), independent of the layer's size.
+    Channel-major layout without im2col: the zero-padded input as an ``in x (N*Hp*Wp)`` matrix
+    ``X``; kernel offset ``(a, b)`` reads ``X`` shifted by ``s_ab = a*dh*Wp + b*dw`` columns, a
+    strided slice (no copy), so ``Y[:, :M] += S_ab @ X[:, s_ab : s_ab + M]`` (CSR times dense,
+    O(nnz * N*Hp*Wp)) over all offsets gives the conv at every padded position, whose valid
+    (and strided) ones are the outputs. Backward: ``dX[:, s_ab:] += S_ab^T dY`` the same way, and
+    ``dS_ab = dY X_ab^T`` sampled on the support (``torch.sparse.sampled_addmm``; the shifted
+    ``X_ab`` is copied into one reused buffer). Work grows with k; memory is a few copies of the
+    input and output, never the layer's size.
     """
 
     @staticmethod
     def forward(
         ctx: Any,
         base: Tensor,
-        x_pad: Tensor,
+        x: Tensor,
         values: Tensor,
-        rows: Tensor,
-        cols: Tensor,
-        groups: list[tuple[int, int, int, int]],
-        stride: tuple[int, int],
-        dilation: tuple[int, int],
+        plan: dict[str, Tensor],
+        groups: list[OffsetGroup],
+        geometry: ConvGeometry,
     ) -> Tensor:
-        out_size = (base.shape[-2], base.shape[-1])
-        for a, b, start, end in groups:
-            window = _window(x_pad, a, b, stride, dilation, out_size)
-            gathered = window.index_select(1, cols[start:end])
-            base.index_add_(1, rows[start:end], gathered * values[start:end, None, None])
+        batch, out, out_h, out_w = base.shape
+        cin, (ph, pw) = x.shape[1], geometry.padding
+        x_cm = x.new_zeros(cin, batch, x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)
+        x_cm[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]] = x.transpose(0, 1)
+        width = x_cm.shape[3]
+        flat = x_cm.view(cin, -1)
+        columns = flat.shape[1] - max(geometry.shift(g, width) for g in groups)
+        acc = base.new_zeros(out, flat.shape[1])
+        for g, group in enumerate(groups):
+            shift = geometry.shift(group, width)
+            part = values[plan["perm"][group.start : group.end]]
+            matrix = _csr(plan["crow"][g], plan["col"][group.start : group.end], part, (out, cin))
+            acc[:, :columns].addmm_(matrix, flat[:, shift : shift + columns])
+        full = acc.view(out, batch, *x_cm.shape[2:])
+        base.add_(geometry.outputs(full, (out_h, out_w)).transpose(0, 1))
         ctx.mark_dirty(base)
-        ctx.save_for_backward(x_pad, values, rows, cols)
-        ctx.geometry = (groups, stride, dilation, out_size)
+        ctx.save_for_backward(x_cm, values)
+        ctx.plan, ctx.groups, ctx.geometry, ctx.columns = plan, groups, geometry, columns
         return base
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x_pad, values, rows, cols = ctx.saved_tensors
-        groups, stride, dilation, out_size = ctx.geometry
-        need_x, need_values = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        grad_x = torch.zeros_like(x_pad) if need_x else None
-        grad_values = torch.zeros_like(values) if need_values else None
-        for a, b, start, end in groups:
-            grad_rows = grad.index_select(1, rows[start:end])
-            if grad_values is not None:
-                window = _window(x_pad, a, b, stride, dilation, out_size)
-                gathered = window.index_select(1, cols[start:end])
-                grad_values[start:end] = torch.einsum("nkhw,nkhw->k", grad_rows, gathered)
+        x_cm, values = ctx.saved_tensors
+        plan, groups, geometry, columns = ctx.plan, ctx.groups, ctx.geometry, ctx.columns
+        out, cin, width = grad.shape[1], x_cm.shape[0], x_cm.shape[3]
+        grad_full = grad.new_zeros(out, *x_cm.shape[1:])
+        geometry.outputs(grad_full, (grad.shape[2], grad.shape[3])).copy_(grad.transpose(0, 1))
+        grad_flat, flat = grad_full.view(out, -1), x_cm.view(cin, -1)
+        grad_x = torch.zeros_like(x_cm) if ctx.needs_input_grad[1] else None
+        grad_values = torch.zeros_like(values) if ctx.needs_input_grad[2] else None
+        shifted = torch.zeros_like(flat) if grad_values is not None else None
+        for g, group in enumerate(groups):
+            span, shift = slice(group.start, group.end), geometry.shift(group, width)
+            if grad_values is not None and shifted is not None:
+                shifted[:, :columns] = flat[:, shift : shift + columns]
+                pattern = _csr(plan["crow"][g], plan["col"][span], values[span], (out, cin))
+                sampled = torch.sparse.sampled_addmm(pattern, grad_flat, shifted.t(), beta=0.0)
+                grad_values[plan["perm"][span]] = sampled.values()
             if grad_x is not None:
-                _window(grad_x, a, b, stride, dilation, out_size).index_add_(
-                    1, cols[start:end], grad_rows * values[start:end, None, None]
-                )
-        return grad, grad_x, grad_values, None, None, None, None, None
+                part = values[plan["perm_t"][span]]
+                matrix_t = _csr(plan["crow_t"][g], plan["col_t"][span], part, (cin, out))
+                target = grad_x.view(cin, -1)[:, shift : shift + columns]
+                target.addmm_(matrix_t, grad_flat[:, :columns])
+        if grad_x is not None:
+            (ph, pw), (h, w) = geometry.padding, (x_cm.shape[2], x_cm.shape[3])
+            grad_x = grad_x[:, :, ph : h - ph, pw : w - pw].transpose(0, 1)
+        return grad, grad_x, grad_values, None, None, None
 
 
 class DCTpSConv2d(DCTpSLayer):
@@ -299,8 +405,9 @@ class DCTpSConv2d(DCTpSLayer):
     ``impl="factored"`` applies to ``groups=1`` convs of any kernel size (the CIFAR nets' 3x3 and
     1x1): the DCT part through :func:`factored_offset` and S through
     :class:`SparseConv2dFunction`. For a 1x1 conv the DCT part is the 1x1 conv ``D`` itself, so
-    factored costs more than dense there. Grouped and depthwise convs fall back to ``"dense"``
-    (their D is the reference's small fixed matrix).
+    factored costs more than dense there. Grouped and depthwise convs (their D is the
+    reference's small fixed matrix) and the ``"chw"`` order (the factorisation is derived for the
+    reference's channel-fastest patches) fall back to ``"dense"``.
     """
 
     def __init__(
@@ -330,26 +437,14 @@ class DCTpSConv2d(DCTpSLayer):
     def _rebuild(self) -> None:
         """Build the factored transform and group the support by kernel offset (factored only)."""
         super()._rebuild()
-        if not self.uses_factored:
+        if not self.uses_factored or self.indices.is_meta:
             return
         mix, spatial = factored_offset(self.weight_shape, self.alpha.dtype, self.alpha.device)
         self.register_buffer("mix", mix, persistent=False)
         self.register_buffer("spatial", spatial, persistent=False)
-        flat = self.indices.detach().to("cpu", torch.int64)
-        kh, kw = self.kernel_size
-        offset_id, rest = flat % (kh * kw), flat // (kh * kw)
-        perm = torch.argsort(offset_id, stable=True)
-        counts = torch.bincount(offset_id, minlength=kh * kw).tolist()
-        ends = torch.tensor(counts).cumsum(0).tolist()
-        self.offset_groups = [
-            (i // kw, i % kw, end - count, end)
-            for i, (count, end) in enumerate(zip(counts, ends))
-            if count
-        ]
-        device = self.indices.device
-        self.register_buffer("perm", perm.to(device), persistent=False)
-        self.register_buffer("rows", (rest // self.in_channels)[perm].to(device), persistent=False)
-        self.register_buffer("cols", (rest % self.in_channels)[perm].to(device), persistent=False)
+        self.offset_groups, plan = sparse_plan(self.indices, self.weight_shape)
+        for name, tensor in plan.items():
+            self.register_buffer(f"plan_{name}", tensor.to(self.indices.device), persistent=False)
 
     def _pre_pad(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """Apply a non-zero ``padding_mode`` by hand; returns the input and the conv's padding."""
@@ -385,18 +480,9 @@ class DCTpSConv2d(DCTpSLayer):
             y = both[:, :out] + both[:, out:]
         if not self.offset_groups:
             return y
-        ph, pw = padding
-        x_pad = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
-        return SparseConv2dFunction.apply(
-            y,
-            x_pad,
-            self.values[self.perm],
-            self.rows,
-            self.cols,
-            self.offset_groups,
-            self.stride,
-            self.dilation,
-        )
+        plan = {name: getattr(self, f"plan_{name}") for name in _PLAN_KEYS}
+        geometry = ConvGeometry(self.stride, padding, self.dilation)
+        return SparseConv2dFunction.apply(y, x, self.values, plan, self.offset_groups, geometry)
 
     def extra_repr(self) -> str:
         return (
