@@ -8,7 +8,11 @@ Register a new method with :func:`register`; see README "Adding a method".
 """
 
 from methods import dctps as _dctps  # noqa: F401
+from methods import force as _force  # noqa: F401
+from methods import grasp as _grasp  # noqa: F401
+from methods import snip as _snip  # noqa: F401
 from methods import sparse_random as _sparse_random  # noqa: F401  (registers built-ins)
+from methods import synflow as _synflow  # noqa: F401
 from methods.allocation import (
     Allocation,
     LayerAllocation,

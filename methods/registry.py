@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from methods.base import Method
+from methods.controls import CONTROL_TYPES, with_controls
 from methods.errors import UnknownMethod
 
 ENTRY_POINT_GROUP = "paibench.methods"
@@ -136,12 +137,16 @@ def get(name: str, **options: Any) -> Method:
     cls = method_class(name)
     known = {info.name: info for info in options_of(cls)}
     converted = {}
+    controls = {}  # generic sanity controls (methods/controls.py), unless the method owns the name
     for key, value in options.items():
+        if key in CONTROL_TYPES and key not in known:
+            controls[key] = convert_option(cls.name, key, value, CONTROL_TYPES[key])
+            continue
         if key not in known:
             valid = ", ".join(known) or "none"
             raise UnknownMethod(f"unknown option {key!r} for method {cls.name!r} (valid: {valid})")
         converted[key] = convert_option(cls.name, key, value, known[key].type)
-    return cls(**converted)
+    return with_controls(cls(**converted), **controls)
 
 
 _TRUE = {"true", "1", "yes", "on"}

@@ -1,0 +1,96 @@
+"""GraSP (Wang et al., 2020): keep the weights whose removal least reduces the gradient flow.
+
+Follows Synaptic-Flow's implementation (methods-reference.md s.4) with the paper's sign: logits
+divided by the temperature 200 in both passes, ``g = sum_b dL_b/dw`` (detached), then
+``Hg = sum_b H_b g`` by double backward through ``<g, dL_b/dw>``; score ``w * Hg`` (signed) and
+the **largest** are kept (defect 12 was the inverted sign). Same prune set and eval mode as SNIP;
+the real weights are scored (the original's Xavier re-initialised copy is defect 8) and exactly
+``k`` are kept (defect 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from architectures import PrunableLayer
+from methods.base import AllocationContext, Batch, Method, PassCounter
+from methods.errors import AllocationFailed
+from methods.registry import register
+from methods.scoring import BatchLog, Objective, ScoringCopy, check_scores, prune_set
+from methods.selection import global_topk
+
+
+def grasp_scores(
+    scoring: ScoringCopy,
+    batches: Sequence[Batch],
+    loss: Objective,
+    passes: PassCounter,
+    temperature: float = 200.0,
+) -> list[torch.Tensor]:
+    """``w * Hg`` per prunable weight (signed); ``H`` is the Hessian of the summed batch losses."""
+    model, weights = scoring.model, scoring.weights
+
+    def batch_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.to(scoring.device, scoring.dtype if x.is_floating_point() else x.dtype)
+        passes.forward += 1
+        return loss(model(x) / temperature, y.to(scoring.device))
+
+    g = [torch.zeros_like(w) for w in weights]
+    for x, y in batches:
+        parts = torch.autograd.grad(batch_loss(x, y), weights, allow_unused=True)
+        for total, part in zip(g, parts):
+            if part is not None:
+                total.add_(part)
+        passes.backward += 1
+    scoring.zero_grad()
+    for x, y in batches:
+        grads = torch.autograd.grad(
+            batch_loss(x, y), weights, create_graph=True, allow_unused=True
+        )
+        z = sum((gb * gw).sum() for gb, gw in zip(grads, g) if gb is not None)
+        if isinstance(z, torch.Tensor) and z.requires_grad:
+            z.backward()  # accumulates H_b g into each weight's .grad
+        passes.backward += 2
+    with torch.no_grad():
+        return [hg.mul_(w) for w, hg in zip(weights, scoring.grads())]
+
+
+@register("grasp")
+class Grasp(Method):
+    """GraSP as Synaptic-Flow computes it, keeping the largest ``w * Hg`` (s.4).
+
+    Fails when fewer than ``k`` scores are non-zero (a zero score carries no ranking).
+    """
+
+    description = "GraSP: keep the largest w * Hg (temperature 200), eval mode, global top-k"
+    needs_data = True
+
+    def __init__(
+        self, examples: int | None = None, batch_size: int = 256, temperature: float = 200.0
+    ) -> None:
+        self.examples = examples
+        self.batch_size = batch_size
+        self.temperature = temperature
+
+    def select(
+        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        log = BatchLog()
+        batches = prune_set(context, self.examples, self.batch_size, log)
+        scoring = ScoringCopy(model, layers, context.device)
+        scoring.model.eval()
+        scores = grasp_scores(scoring, batches, context.loss, context.passes, self.temperature)
+        check_scores(scores, "GraSP")
+        nonzero = sum(int(torch.count_nonzero(s)) for s in scores)
+        if nonzero < k:
+            raise AllocationFailed(
+                f"GraSP: only {nonzero} scores are non-zero, fewer than k = {k}"
+            )
+        keep = global_topk(dict(zip(scoring.names, scores)), k)
+        info = {"mode": "eval", "keep": "largest w*Hg", "nonzero_scores": nonzero,
+                "data": log.info()}
+        return keep, info
