@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.data.base import Splits, TensorDataModule
+from bench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from bench.data.digits import DigitsDataModule
+from bench.data.fashion_mnist import FashionMNISTDataModule
+from bench.data.tiny_imagenet import TinyImageNetDataModule
 from bench.errors import BenchError
 
 
@@ -24,6 +27,10 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec("digits", DigitsDataModule, default_arch="mlp", default_epochs=15),
+    "fashion-mnist": DatasetSpec("fashion-mnist", FashionMNISTDataModule, default_arch="resnet18"),
+    "cifar10": DatasetSpec("cifar10", CIFAR10DataModule, default_arch="resnet18"),
+    "cifar100": DatasetSpec("cifar100", CIFAR100DataModule, default_arch="resnet18"),
+    "tiny-imagenet": DatasetSpec("tiny-imagenet", TinyImageNetDataModule, default_arch="resnet18"),
 }
 
 
@@ -40,4 +47,11 @@ def make_datamodule(name: str, **kwargs: Any) -> TensorDataModule:
     return dataset_spec(name).module(**kwargs)
 
 
-__all__ = ["DATASETS", "DatasetSpec", "Splits", "TensorDataModule", "dataset_spec", "make_datamodule"]
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "Splits",
+    "TensorDataModule",
+    "dataset_spec",
+    "make_datamodule",
+]
