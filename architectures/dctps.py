@@ -43,6 +43,23 @@ IMPLS: tuple[str, ...] = ("dense", "factored", "reference")
 FixupAlpha = Literal["reference", "norm"]
 
 
+def _compose(alpha: Tensor, values: Tensor, offset: Tensor, indices: Tensor) -> Tensor:
+    """``alpha * offset`` with ``values`` added at the flat ``indices`` (a new tensor)."""
+    weight = alpha * offset
+    weight.view(-1).index_add_(0, indices, values)
+    return weight
+
+
+def _offset_grads(
+    ctx: Any, grad_weight: Tensor, offset: Tensor, indices: Tensor
+) -> tuple[Tensor | None, Tensor | None]:
+    """``(dalpha, dvalues) = (<dW, D>, dW[indices])`` from a weight gradient, no temporaries."""
+    flat = grad_weight.reshape(-1)
+    grad_alpha = torch.dot(flat, offset.reshape(-1)) if ctx.needs_input_grad[1] else None
+    grad_values = flat.index_select(0, indices) if ctx.needs_input_grad[2] else None
+    return grad_alpha, grad_values
+
+
 class ComposeWeight(torch.autograd.Function):
     """``W = alpha * D + S`` with S given by its k values, in one tensor of D's shape.
 
@@ -51,20 +68,56 @@ class ComposeWeight(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, alpha: Tensor, values: Tensor, offset: Tensor, indices: Tensor) -> Tensor:
-        weight = alpha * offset
-        weight.view(-1).index_add_(0, indices, values)
+    def forward(ctx: Any, offset: Tensor, alpha: Tensor, values: Tensor, indices: Tensor) -> Tensor:
         ctx.save_for_backward(offset, indices)
-        return weight
+        return _compose(alpha, values, offset, indices)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         offset, indices = ctx.saved_tensors
-        flat = grad.reshape(-1)
-        grad_alpha = torch.dot(flat, offset.reshape(-1)) if ctx.needs_input_grad[0] else None
-        grad_values = flat.index_select(0, indices) if ctx.needs_input_grad[1] else None
-        return grad_alpha, grad_values, None, None
+        return None, *_offset_grads(ctx, grad, offset, indices), None
+
+
+class DenseConv2dFunction(torch.autograd.Function):
+    """``conv2d(x, alpha * D + S)`` (impl ``"dense"``) whose backward never holds W and dW at once.
+
+    W is composed in forward and again in backward (one pass over the layer) instead of being
+    saved: ``dx`` is computed with it, it is freed, then ``dW`` gives ``dalpha = <dW, D>`` and
+    ``dvalues = dW[indices]``. Peak memory is D plus one layer-sized buffer, as for a plain conv's
+    weight plus its gradient, instead of D + W + dW.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        alpha: Tensor,
+        values: Tensor,
+        bias: Tensor | None,
+        offset: Tensor,
+        indices: Tensor,
+        conv_args: tuple[tuple[int, int], tuple[int, int], tuple[int, int], int],
+    ) -> Tensor:
+        ctx.save_for_backward(x, alpha, values, offset, indices)
+        ctx.conv_args = conv_args
+        return F.conv2d(x, _compose(alpha, values, offset, indices), bias, *conv_args)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, alpha, values, offset, indices = ctx.saved_tensors
+        grad_x = grad_alpha = grad_values = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            weight = _compose(alpha, values, offset, indices)
+            grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad, *ctx.conv_args)
+            del weight
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            grad_weight = torch.nn.grad.conv2d_weight(x, offset.shape, grad, *ctx.conv_args)
+            grad_alpha, grad_values = _offset_grads(ctx, grad_weight, offset, indices)
+        if ctx.needs_input_grad[3]:
+            grad_bias = grad.sum((0, 2, 3))
+        return grad_x, grad_alpha, grad_values, grad_bias, None, None, None
 
 
 class DCTpSLayer(nn.Module):
@@ -134,7 +187,7 @@ class DCTpSLayer(nn.Module):
 
     def _combined(self, offset: Tensor) -> Tensor:
         """``alpha * offset + S``: the values scattered onto the scaled offset as one tensor."""
-        return ComposeWeight.apply(self.alpha, self.values, offset, self.indices)
+        return ComposeWeight.apply(offset, self.alpha, self.values, self.indices)
 
     def effective_weight(self) -> Tensor:
         """``W = alpha * D + S`` as one dense tensor (differentiable in alpha and the values)."""
@@ -464,7 +517,11 @@ class DCTpSConv2d(DCTpSLayer):
             return self.alpha * self._conv(x, self.D, None) + self._conv(
                 x, self.sparse_weight(), self.bias
             )
-        return self._conv(x, self._combined(self.D), self.bias)
+        x, padding = self._pre_pad(x)
+        conv_args = (self.stride, padding, self.dilation, self.groups)
+        return DenseConv2dFunction.apply(
+            x, self.alpha, self.values, self.bias, self.D, self.indices, conv_args
+        )
 
     def _forward_factored(self, x: Tensor) -> Tensor:
         x, padding = self._pre_pad(x)

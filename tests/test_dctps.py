@@ -190,7 +190,7 @@ def test_layers_are_not_prunable_and_report_sizes() -> None:
     assert not isinstance(layers["0"], nn.Conv2d | nn.Linear)
 
 
-@pytest.mark.parametrize("impl", ["dense", "factored"])
+@pytest.mark.parametrize("impl", IMPLS)
 def test_off_support_stays_alpha_d_under_adam_with_weight_decay(impl: str) -> None:
     conv = nn.Conv2d(4, 6, 3, padding=1)
     mask = random_mask((6, 4, 3, 3), 0.2)
