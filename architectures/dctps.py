@@ -107,13 +107,22 @@ class DenseConv2dFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, alpha, values, offset, indices = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv_args
+
+        def backward_of(weight: Tensor, mask: tuple[bool, bool, bool]) -> tuple[Tensor, ...]:
+            # the real x and a real weight-shaped tensor: torch.nn.grad's expanded placeholders
+            # would be materialised (a copy of the input or of the weight)
+            return torch.ops.aten.convolution_backward(
+                grad, x, weight, None, stride, padding, dilation, False, [0], groups, mask
+            )
+
         grad_x = grad_alpha = grad_values = grad_bias = None
         if ctx.needs_input_grad[0]:
             weight = _compose(alpha, values, offset, indices)
-            grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad, *ctx.conv_args)
+            grad_x = backward_of(weight, (True, False, False))[0]
             del weight
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            grad_weight = torch.nn.grad.conv2d_weight(x, offset.shape, grad, *ctx.conv_args)
+            grad_weight = backward_of(offset, (False, True, False))[1]
             grad_alpha, grad_values = _offset_grads(ctx, grad_weight, offset, indices)
         if ctx.needs_input_grad[3]:
             grad_bias = grad.sum((0, 2, 3))
