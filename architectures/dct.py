@@ -78,7 +78,10 @@ def dctps_offset(
         raise ValueError(f"{out} output channels cannot be split into {groups} groups")
     block = dct_block(out, in_g * kh * kw, dtype, device)
     if order == "hwc":
-        return block.reshape(out, kh, kw, in_g).permute(0, 3, 1, 2).contiguous()
+        # clone, not contiguous(): a 1x1 permute already "is contiguous" but keeps channels-last
+        # strides, which would send every conv using D down the channels-last path
+        hwc = block.reshape(out, kh, kw, in_g).permute(0, 3, 1, 2)
+        return hwc.clone(memory_format=torch.contiguous_format)
     if order == "chw":
         return block.reshape(shape)
     raise ValueError(f"unknown DCT order {order!r} (valid: 'hwc', 'chw')")

@@ -128,3 +128,9 @@ def test_fast_linear_offset_and_its_transpose(m: int, n: int) -> None:
     g = torch.randn(5, m, dtype=torch.float64)
     torch.testing.assert_close(dct_linear(x, m), x @ d.T)
     torch.testing.assert_close(dct_linear_transpose(g, n), g @ d)
+
+
+@pytest.mark.parametrize("shape", [(64, 256, 1, 1), (8, 4, 3, 3), (6, 1, 3, 3)])
+def test_offset_has_standard_strides(shape: tuple[int, int, int, int]) -> None:
+    """A channels-last-looking D (a 1x1 permute) would send convs down a slow copying path."""
+    assert dctps_offset(shape).stride() == torch.empty(shape).stride()
