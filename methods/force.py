@@ -42,9 +42,9 @@ from methods.scoring import (
     check_scores,
     default_num_batches,
     seeded_global_rng,
+    select_top,
     step_counts,
 )
-from methods.selection import global_topk
 
 ObjectiveName = Literal["target_logit", "cross_entropy"]
 
@@ -163,10 +163,11 @@ class Force(IterativeSaliency):
                         for w, w0 in zip(scoring.weights, dense):
                             w.copy_(w0)
                         continue
-                    keep = global_topk(dict(zip(scoring.names, scores)), k_t)
+                    chosen = select_top(scores, k_t)
                     del scores
-                    for w, w0, m in zip(scoring.weights, dense, keep.values()):
-                        torch.mul(w0, m.to(w.device), out=w)
+                    for w, w0, m in zip(scoring.weights, dense, chosen):
+                        torch.mul(w0, m, out=w)
+                    keep = scoring.as_masks(chosen)
         assert keep is not None  # the last step either selected or raised
         info = {**self.base_info(steps, num_batches), "dense_restart_steps": restarts,
                 "data": log.info()}
@@ -202,7 +203,7 @@ class IterSnip(IterativeSaliency):
                     del grads
                     scoring.zero_grad()
                     where = f"Iter-SNIP step {step}/{steps}"
-                    positive = check_scores([scores], where)
+                    positive = check_scores(scores, where)
                     if positive < k_t:
                         raise AllocationFailed(
                             f"{where}: zero saliency, only {positive} of {len(survivors)} "

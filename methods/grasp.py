@@ -20,8 +20,7 @@ from architectures import PrunableLayer
 from methods.base import AllocationContext, Batch, Method, PassCounter
 from methods.errors import AllocationFailed
 from methods.registry import register
-from methods.scoring import BatchLog, Objective, ScoringCopy, check_scores, prune_set
-from methods.selection import global_topk
+from methods.scoring import BatchLog, Objective, ScoringCopy, check_scores, prune_set, select_top
 
 
 def grasp_scores(
@@ -39,13 +38,17 @@ def grasp_scores(
         passes.forward += 1
         return loss(model(x) / temperature, y.to(scoring.device))
 
-    g = [torch.zeros_like(w) for w in weights]
+    g: list[torch.Tensor] | None = None  # the first batch's gradients become the sum
     for x, y in batches:
         parts = torch.autograd.grad(batch_loss(x, y), weights, allow_unused=True)
-        for total, part in zip(g, parts):
-            if part is not None:
+        parts = [torch.zeros_like(w) if p is None else p for w, p in zip(weights, parts)]
+        if g is None:
+            g = parts
+        else:
+            for total, part in zip(g, parts):
                 total.add_(part)
         passes.backward += 1
+    assert g is not None, "GraSP needs at least one batch"
     scoring.zero_grad()
     for x, y in batches:
         grads = torch.autograd.grad(
@@ -90,7 +93,7 @@ class Grasp(Method):
             raise AllocationFailed(
                 f"GraSP: only {nonzero} scores are non-zero, fewer than k = {k}"
             )
-        keep = global_topk(dict(zip(scoring.names, scores)), k)
+        keep = scoring.as_masks(select_top(scores, k))
         info = {"mode": "eval", "keep": "largest w*Hg", "nonzero_scores": nonzero,
                 "data": log.info()}
         return keep, info

@@ -9,8 +9,9 @@ as scores and dropped before selection, so a step holds at most the copy, its gr
 selection's buffers.
 
 Selection is always :func:`methods.selection.global_topk` (exact count, ties to the lower flat
-index, s.1 rule 1). Monotone methods (SynFlow, Iter-SNIP) call it on the survivors only, through
-:class:`Survivors`, which is what makes their later steps cheap.
+index, s.1 rule 1), through :func:`select_top`, which hands it only a candidate set proven to
+contain the answer (a few percent of the scores) instead of all of them. Monotone methods
+(SynFlow, Iter-SNIP) select among their survivors only (:class:`Survivors`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -136,68 +138,117 @@ class ScoringCopy:
 # --------------------------------------------------------------------------------------------
 # Survivors of a monotone schedule (SynFlow, Iter-SNIP)
 # --------------------------------------------------------------------------------------------
+def _candidates(parts: Sequence[torch.Tensor], count: int, largest: bool) -> list[torch.Tensor]:
+    """Bool masks of a set that provably holds the ``count`` largest (or smallest) entries.
+
+    A threshold ``t`` is read off a strided sample, a little beyond the wanted quantile, and
+    checked by counting: ``#{s >= t} >= count`` means the ``count``-th largest is ``>= t``, so
+    every one of the ``count`` largest (ties included) satisfies ``s >= t``. If the count falls
+    short the sample's tail is doubled, down to taking everything. The sample only decides how
+    much work the exact selection does, never what it selects.
+    """
+    total = sum(p.numel() for p in parts)
+    stride = max(1, total // 65536)
+    sample = torch.cat([p.reshape(-1)[::stride] for p in parts]).sort().values
+    if not largest:
+        sample = sample.flip(0)
+    size = int(sample.numel())
+    tail = min(size, int(size * count / total * 1.05) + 32)
+    while tail < size:
+        t = sample[size - tail]
+        masks = [p >= t if largest else p <= t for p in parts]
+        if sum(int(torch.count_nonzero(m)) for m in masks) >= count:
+            return masks
+        tail *= 2
+    return [torch.ones_like(p, dtype=torch.bool) for p in parts]
+
+
+def select_top(parts: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
+    """Exact top ``k`` over the concatenation of ``parts`` (ties: lower flat index) -> masks.
+
+    The selection itself is :func:`global_topk`, run on a pre-filtered candidate set that
+    provably contains the answer (:func:`_candidates`), kept in flat order, so the result is
+    bit for bit ``global_topk(parts, k)``; only a few percent of the scores are materialised.
+    When more than half are kept, the ``r = n - k`` to *drop* are selected instead: the
+    candidates for dropping are laid out in reverse flat order and negated, so ``global_topk``'s
+    ties to the lower position fall on the *higher* flat index, which is exactly the complement
+    of keeping the top ``k`` with ties to the lower one. Scores must be finite (checked before).
+    """
+    total = sum(p.numel() for p in parts)
+    if k >= total:
+        return [torch.ones_like(p, dtype=torch.bool) for p in parts]
+    drop = total - k
+    keep_mode = k <= drop
+    candidates = _candidates(parts, k if keep_mode else drop, largest=keep_mode)
+    values = {}
+    order = range(len(parts)) if keep_mode else reversed(range(len(parts)))
+    for i in order:
+        chosen = parts[i].reshape(-1)[candidates[i].reshape(-1)]
+        values[str(i)] = chosen if keep_mode else chosen.flip(0).neg_()
+    picked = global_topk(values, k if keep_mode else drop)
+    masks = []
+    for i, part in enumerate(parts):
+        flags = picked[str(i)].to(part.device)
+        mask = torch.zeros(part.numel(), dtype=torch.bool, device=part.device)
+        mask.masked_scatter_(candidates[i].reshape(-1), flags if keep_mode else flags.flip(0))
+        masks.append((mask if keep_mode else ~mask).view(part.shape))
+    return masks
+
+
 class Survivors:
     """The weights kept so far; monotone methods score and select among them only (s.1 rule 2).
 
-    Each layer keeps the flat positions of its survivors in *descending* order, and layers are
-    visited last to first, so :meth:`gather` lays the survivors' scores out in descending flat
-    index. Selection is the complement of the exact top-k: :func:`global_topk` picks the
-    ``r = n - k`` survivors to drop as the ``r`` largest negated scores, whose ties go to the
-    lower position of that reversed layout, i.e. the *higher* flat index. The survivors left are
-    exactly the top ``k`` with ties to the lower flat index, and only ``r`` (a few percent of the
-    survivors per step) winners are materialised instead of ``k``.
+    Each layer keeps the flat positions of its survivors (ascending), so the gathered scores are
+    in flat-index order and :func:`select_top` over them breaks ties exactly as a selection over
+    all ``N`` scores with the removed weights excluded would.
     """
 
     def __init__(self, weights: Sequence[torch.Tensor]) -> None:
-        self.index = [
-            torch.arange(
-                w.numel() - 1, -1, -1, device=w.device,
-                dtype=torch.int32 if w.numel() < 2**31 else torch.int64,
-            )
-            for w in weights
-        ]
+        # None: every weight of the layer survives (no index built, scores computed in place).
+        self.index: list[torch.Tensor | None] = [None] * len(weights)
+        self.sizes = [w.numel() for w in weights]
 
     def __len__(self) -> int:
-        return sum(int(i.numel()) for i in self.index)
+        return sum(n if i is None else int(i.numel()) for n, i in zip(self.sizes, self.index))
 
     def gather(
         self, weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
-    ) -> torch.Tensor:
-        """``|w * g|`` of every survivor, in descending flat-index order, in one new buffer."""
-        scores = torch.empty(len(self), dtype=weights[0].dtype, device=weights[0].device)
-        offset = 0
-        for layer in reversed(range(len(self.index))):
-            index = self.index[layer]
-            part = scores[offset : offset + index.numel()]
-            torch.index_select(weights[layer].detach().reshape(-1), 0, index, out=part)
-            part.mul_(grads[layer].reshape(-1)[index]).abs_()
-            offset += index.numel()
-        return scores
+    ) -> list[torch.Tensor]:
+        """``|w * g|`` of each layer's survivors, in flat-index order.
 
-    def keep_top(self, scores: torch.Tensor, k: int) -> list[torch.Tensor]:
-        """Keep the top ``k`` survivors; return each layer's removed flat positions.
-
-        ``scores`` come from :meth:`gather` and are consumed (negated in place).
+        A layer whose weights all survive is scored in place in its gradient (no gather).
         """
-        drop_count = len(self) - k
-        if drop_count <= 0:
-            return [i[:0] for i in self.index]
-        drop = global_topk({"survivors": scores.neg_()}, drop_count)["survivors"]
-        drop = drop.to(scores.device)
-        removed: list[torch.Tensor] = [torch.empty(0)] * len(self.index)
-        offset = 0
-        for layer in reversed(range(len(self.index))):
+        return [
+            g.mul_(w.detach()).abs_().reshape(-1) if index is None
+            else w.detach().reshape(-1)[index].mul_(g.reshape(-1)[index]).abs_()
+            for w, g, index in zip(weights, grads, self.index)
+        ]
+
+    def keep_top(self, scores: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
+        """Keep the top ``k`` survivors; return each layer's removed flat positions."""
+        keep = select_top(scores, k)
+        removed = []
+        for layer, flags in enumerate(keep):
             index = self.index[layer]
-            part = drop[offset : offset + index.numel()]
-            removed[layer] = index[part]
-            self.index[layer] = index[~part]
-            offset += index.numel()
+            if index is None:
+                if bool(flags.all()):
+                    removed.append(flags.new_empty(0, dtype=torch.long))
+                    continue
+                index_dtype = torch.int32 if flags.numel() < 2**31 else torch.int64
+                removed.append(torch.nonzero(~flags).reshape(-1))
+                self.index[layer] = torch.nonzero(flags).reshape(-1).to(index_dtype)
+            else:
+                removed.append(index[~flags])
+                self.index[layer] = index[flags]
         return removed
 
     def masks(self, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Per-layer bool masks of the survivors."""
         out = []
         for w, index in zip(weights, self.index):
+            if index is None:
+                out.append(torch.ones(w.shape, dtype=torch.bool, device=w.device))
+                continue
             mask = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
             mask[index] = True
             out.append(mask.view(w.shape))
@@ -205,9 +256,15 @@ class Survivors:
 
 
 def check_scores(scores: Sequence[torch.Tensor], step: str) -> int:
-    """Raise on non-finite scores (naming ``step``); return ``P``, the count of scores > 0."""
+    """Raise on non-finite scores (naming ``step``); return ``P``, the count of scores > 0.
+
+    One float64 sum per part decides finiteness (a NaN or an infinity makes it non-finite); only
+    a non-finite sum, which huge finite scores could also cause, is checked element by element.
+    """
     for part in scores:
-        if not bool(torch.isfinite(part).all()):
+        if not math.isfinite(float(part.sum(dtype=torch.float64))) and not bool(
+            torch.isfinite(part).all()
+        ):
             raise AllocationFailed(f"{step}: non-finite saliency scores")
     return sum(int(torch.count_nonzero(part > 0)) for part in scores)
 

@@ -19,8 +19,7 @@ from architectures import PrunableLayer
 from methods.base import AllocationContext, Batch, Method, PassCounter
 from methods.errors import AllocationFailed
 from methods.registry import register
-from methods.scoring import BatchLog, Objective, ScoringCopy, check_scores, prune_set
-from methods.selection import global_topk
+from methods.scoring import BatchLog, Objective, ScoringCopy, check_scores, prune_set, select_top
 
 
 def snip_scores(
@@ -64,6 +63,6 @@ class Snip(Method):
             raise AllocationFailed(
                 f"SNIP: only {positive} scores are positive, fewer than k = {k} (zero saliency)"
             )
-        keep = global_topk(dict(zip(scoring.names, scores)), k)
+        keep = scoring.as_masks(select_top(scores, k))
         info = {"mode": "eval", "positive_scores": positive, "data": log.info()}
         return keep, info

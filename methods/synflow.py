@@ -119,7 +119,7 @@ class SynFlow(ScheduledMethod):
                 scores = survivors.gather(scoring.weights, grads)
                 scoring.zero_grad()
                 del grads
-                positive = check_scores([scores], f"SynFlow step {step}/{steps}")
+                positive = check_scores(scores, f"SynFlow step {step}/{steps}")
                 if positive == 0:
                     raise AllocationFailed(
                         f"SynFlow step {step}/{steps}: all {len(survivors)} candidate scores "

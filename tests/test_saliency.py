@@ -21,7 +21,7 @@ from torch import nn
 import architectures
 import methods
 from methods.grasp import grasp_scores
-from methods.scoring import ScoringCopy, Survivors, step_counts
+from methods.scoring import ScoringCopy, Survivors, select_top, step_counts
 from methods.snip import snip_scores
 from methods.synflow import synflow_scores
 from methods.testing import synthetic_context
@@ -475,13 +475,49 @@ def test_survivors_complement_selection_matches_stable_sort(data: st.DataObject)
     for _ in range(3):
         k = data.draw(st.integers(1, int(alive.sum())))
         expected = oracle_topk(np.abs(values * grads), k, alive)
-        removed = survivors.keep_top(survivors.gather(weights, gradt), k)
+        removed = survivors.keep_top(survivors.gather(weights, [g.clone() for g in gradt]), k)
         for w, index in zip(weights, removed):
             w.view(-1)[index] = 0
         got = np.concatenate([m.reshape(-1).numpy() for m in survivors.masks(weights)])
         assert (got == expected).all()
         alive = expected
         values = values * alive
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**31), sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=4),
+       levels=st.sampled_from([2, 5, 50, 10**6]), fraction=st.floats(0, 1))
+def test_select_top_equals_stable_sort(seed: int, sizes: list[int], levels: int,
+                                       fraction: float) -> None:
+    """The pre-filtered selection (both keep and drop modes) against numpy, with many ties."""
+    g = torch.Generator().manual_seed(seed)
+    parts = [torch.randint(0, levels, (n,), generator=g).double() for n in sizes]
+    total = sum(sizes)
+    if total == 0:
+        return
+    k = max(1, min(total, round(fraction * total)))
+    got = np.concatenate([m.numpy() for m in select_top(parts, k)])
+    assert (got == oracle_topk(torch.cat(parts).numpy(), k)).all()
+
+
+@pytest.mark.parametrize("k", [1, 700, 150_000, 299_000])
+def test_select_top_on_a_strided_sample(k: int) -> None:
+    """Above 65536 scores the threshold comes from a strided sample; clumped ties included."""
+    g = torch.Generator().manual_seed(k)
+    parts = [torch.rand(100_000, generator=g), torch.zeros(50_000),
+             torch.randint(0, 3, (150_000,), generator=g).float()]
+    got = np.concatenate([m.numpy() for m in select_top(parts, k)])
+    assert got.sum() == k
+    assert (got == oracle_topk(torch.cat(parts).numpy(), k)).all()
+
+
+@pytest.mark.parametrize("k", [100_000, 250_000])
+def test_select_top_when_the_sample_misleads(k: int) -> None:
+    """Ones exactly at the sampled positions: the first threshold holds too few, widen it."""
+    scores = torch.zeros(300_000)
+    scores[::4] = 1.0  # stride 300000 // 65536 = 4: the sample sees only ones
+    got = select_top([scores], k)[0].numpy()
+    assert (got == oracle_topk(scores.numpy(), k)).all()
 
 
 @settings(max_examples=150, deadline=None)
