@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -52,7 +53,8 @@ def make_layer(
 
 
 # (name, layer factory, input shape)
-CASES: list[tuple[str, object, tuple[int, ...]]] = [
+Factory = Callable[[], nn.Module]
+CASES: list[tuple[str, Factory, tuple[int, ...]]] = [
     ("linear out>in", lambda: nn.Linear(5, 9), (4, 5)),
     ("linear out<in", lambda: nn.Linear(9, 5, bias=False), (4, 9)),
     ("linear square", lambda: nn.Linear(6, 6), (4, 6)),
@@ -90,7 +92,9 @@ def run(layer: DCTpSLayer, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize(("name", "factory", "shape"), CASES, ids=CASE_IDS)
-def test_all_impls_agree_in_outputs_and_gradients(name: str, factory, shape) -> None:
+def test_all_impls_agree_in_outputs_and_gradients(
+    name: str, factory: Factory, shape: tuple[int, ...]
+) -> None:
     base = factory()
     mask = random_mask(tuple(base.weight.shape), 0.3)
     x = torch.randn(shape, generator=seeded(3))
@@ -107,7 +111,7 @@ def test_all_impls_agree_in_outputs_and_gradients(name: str, factory, shape) -> 
 
 @pytest.mark.parametrize(("name", "factory", "shape"), CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("impl", IMPLS)
-def test_gradcheck_float64(name: str, factory, shape, impl: str) -> None:
+def test_gradcheck_float64(name: str, factory: Factory, shape: tuple[int, ...], impl: str) -> None:
     base = factory().double()
     layer = make_layer(base, random_mask(tuple(base.weight.shape), 0.3), impl)
     names = ["alpha", "values"] + (["bias"] if layer.bias is not None else [])
