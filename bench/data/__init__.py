@@ -26,7 +26,7 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec("digits", DigitsDataModule, default_arch="mlp", default_epochs=15),
+    "digits": DatasetSpec("digits", DigitsDataModule, default_arch="mlp", default_epochs=50),
     "fashion-mnist": DatasetSpec("fashion-mnist", FashionMNISTDataModule, default_arch="resnet18"),
     "cifar10": DatasetSpec("cifar10", CIFAR10DataModule, default_arch="resnet18"),
     "cifar100": DatasetSpec("cifar100", CIFAR100DataModule, default_arch="resnet18"),
