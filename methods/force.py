@@ -213,5 +213,6 @@ class IterSnip(IterativeSaliency):
                     del scores
                     for weight, index in zip(scoring.weights, removed):
                         weight.view(-1)[index] = 0
+                    del removed  # not held through the next forward/backward
         info = {**self.base_info(steps, num_batches), "data": log.info()}
         return scoring.as_masks(survivors.masks(scoring.weights)), info

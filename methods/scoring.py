@@ -198,18 +198,20 @@ def select_top(parts: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
 class Survivors:
     """The weights kept so far; monotone methods score and select among them only (s.1 rule 2).
 
-    Each layer keeps the flat positions of its survivors (ascending), so the gathered scores are
-    in flat-index order and :func:`select_top` over them breaks ties exactly as a selection over
-    all ``N`` scores with the removed weights excluded would.
+    Kept as one bool mask per layer (1 byte per weight, like the masks a reference holds; None
+    while the whole layer survives). The survivors' scores are gathered in flat-index order, so
+    :func:`select_top` over them breaks ties exactly as a selection over all ``N`` scores with
+    the removed weights excluded would; their positions live only during one selection.
     """
 
     def __init__(self, weights: Sequence[torch.Tensor]) -> None:
-        # None: every weight of the layer survives (no index built, scores computed in place).
-        self.index: list[torch.Tensor | None] = [None] * len(weights)
+        self.alive: list[torch.Tensor | None] = [None] * len(weights)
         self.sizes = [w.numel() for w in weights]
+        self._index: list[torch.Tensor | None] = []
 
     def __len__(self) -> int:
-        return sum(n if i is None else int(i.numel()) for n, i in zip(self.sizes, self.index))
+        return sum(n if a is None else int(torch.count_nonzero(a))
+                   for n, a in zip(self.sizes, self.alive))
 
     def gather(
         self, weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
@@ -218,41 +220,39 @@ class Survivors:
 
         A layer whose weights all survive is scored in place in its gradient (no gather).
         """
+        self._index = [None if a is None else torch.nonzero(a).reshape(-1) for a in self.alive]
         return [
             g.mul_(w.detach()).abs_().reshape(-1) if index is None
             else w.detach().reshape(-1)[index].mul_(g.reshape(-1)[index]).abs_()
-            for w, g, index in zip(weights, grads, self.index)
+            for w, g, index in zip(weights, grads, self._index)
         ]
 
     def keep_top(self, scores: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
-        """Keep the top ``k`` survivors; return each layer's removed flat positions."""
+        """Keep the top ``k`` of the scores :meth:`gather` returned; return each layer's removed
+        flat positions."""
         keep = select_top(scores, k)
         removed = []
-        for layer, flags in enumerate(keep):
-            index = self.index[layer]
+        for layer, (flags, index) in enumerate(zip(keep, self._index)):
             if index is None:
                 if bool(flags.all()):
                     removed.append(flags.new_empty(0, dtype=torch.long))
                     continue
-                index_dtype = torch.int32 if flags.numel() < 2**31 else torch.int64
+                self.alive[layer] = flags.clone()
                 removed.append(torch.nonzero(~flags).reshape(-1))
-                self.index[layer] = torch.nonzero(flags).reshape(-1).to(index_dtype)
             else:
-                removed.append(index[~flags])
-                self.index[layer] = index[flags]
+                gone = index[~flags]
+                self.alive[layer].view(-1)[gone] = False  # type: ignore[union-attr]
+                removed.append(gone)
+        self._index = []
         return removed
 
     def masks(self, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Per-layer bool masks of the survivors."""
-        out = []
-        for w, index in zip(weights, self.index):
-            if index is None:
-                out.append(torch.ones(w.shape, dtype=torch.bool, device=w.device))
-                continue
-            mask = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
-            mask[index] = True
-            out.append(mask.view(w.shape))
-        return out
+        return [
+            torch.ones(w.shape, dtype=torch.bool, device=w.device) if a is None
+            else a.view(w.shape)
+            for w, a in zip(weights, self.alive)
+        ]
 
 
 def check_scores(scores: Sequence[torch.Tensor], step: str) -> int:

@@ -136,6 +136,7 @@ class SynFlow(ScheduledMethod):
                 del scores
                 for weight, index in zip(scoring.weights, removed):
                     weight.view(-1)[index] = 0
+                del removed  # not held through the next forward/backward
         info = {
             "steps": steps,
             "schedule": self.schedule,
