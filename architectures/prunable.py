@@ -46,8 +46,8 @@ def _original_weight(module: nn.Module) -> torch.Tensor:
 def prunable_layers(model: nn.Module) -> list[PrunableLayer]:
     """Every prunable weight of ``model`` in registration order, keyed like ``named_parameters()``.
 
-    A DCTpS layer (a subclass registered through :data:`PRUNABLE_TYPES` or exposing
-    ``prunable_shape``) counts like the layer it replaces.
+    A masked weight is found through its parametrization. DCTpS layers are deliberately not
+    ``Conv2d``/``Linear`` subclasses, so a DCTpS network has no prunable weights left.
     """
     layers: list[PrunableLayer] = []
     for module_name, module in model.named_modules():
