@@ -145,6 +145,16 @@ def build_parser() -> Parser:
         choices=["pending", "running", "finished", "failed"],
         help="only runs with these statuses",
     )
+    report = sub.add_parser(
+        "report",
+        help="write every table and figure of the results, with an index.html holding them",
+    )
+    report.add_argument(
+        "--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})"
+    )
+    report.add_argument(
+        "--out", default="report", help="folder to write the report into (default report/)"
+    )
     return parser
 
 
@@ -292,6 +302,17 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import storage
+    from reports import build_report
+
+    if not _db_exists(args.db):
+        raise BenchError(f"database {args.db!r} does not exist (run 'bench run' first)")
+    index = build_report(storage.open_db(args.db), Path(args.out))
+    print(f"report written: {index}")
+    return 0
+
+
 def _db_exists(url: str) -> bool:
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
@@ -299,7 +320,13 @@ def _db_exists(url: str) -> bool:
     return True
 
 
-COMMANDS = {"run": cmd_run, "methods": cmd_methods, "archs": cmd_archs, "query": cmd_query}
+COMMANDS = {
+    "run": cmd_run,
+    "methods": cmd_methods,
+    "archs": cmd_archs,
+    "query": cmd_query,
+    "report": cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,351 @@
+"""Figures from query results: accuracy versus density, layer allocation, Jacobian spectra.
+
+Each function takes frames of :mod:`storage`'s typed queries and returns a matplotlib
+:class:`~matplotlib.figure.Figure` (no pyplot, no global state). Every artist a test may count
+carries a ``gid``: ``mean:M``, ``band:M``, ``failed-line:M``, ``failed:M`` (method M), ``dense``,
+``chance``, ``size``, ``kept:D``, ``spectrum:D`` and ``zero:D`` (density D, as ``f"{D:g}"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    PercentFormatter,
+)
+from matplotlib.transforms import blended_transform_factory
+
+from reports.style import (
+    DENSE,
+    DENSE_COLOR,
+    Color,
+    chance_accuracy,
+    density_palette,
+    density_ticks,
+    format_density,
+    method_label,
+    method_order,
+    method_palette,
+)
+from reports.tables import FAILURE_COLUMNS, dense_baseline
+
+PANEL_SIZE = (4.4, 3.3)  # inches per panel
+LEGEND_HEIGHT = 0.7  # inches below the panels for the shared legend
+ZERO_Y = 0.025  # height (axes fraction) of the markers for a zero on a log axis
+STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 4.5,
+    "svg.fonttype": "none",
+}
+P = ParamSpec("P")
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        yield
+
+
+def _styled(function: Callable[P, Figure]) -> Callable[P, Figure]:
+    """Build the figure under the report's style (seaborn whitegrid, paper font sizes)."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        with _style():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _panels(count: int, ncols: int, sharey: bool = False) -> tuple[Figure, list[Axes]]:
+    """A figure with ``count`` panels in rows of ``ncols`` and room for a legend below."""
+    ncols = max(1, min(ncols, count))
+    nrows = math.ceil(count / ncols)
+    figure = Figure(
+        figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows + LEGEND_HEIGHT),
+        layout="constrained",
+    )
+    axes = list(figure.subplots(nrows, ncols, squeeze=False, sharey=sharey).ravel())
+    for ax in axes[count:]:
+        figure.delaxes(ax)
+    return figure, axes[:count]
+
+
+def _legend(figure: Figure, handles: list[Line2D], ncols: int = 4) -> None:
+    figure.legend(
+        handles=handles, loc="outside lower center", ncols=min(ncols, len(handles)), frameon=False
+    )
+
+
+def _density_axis(ax: Axes, densities: Sequence[float]) -> None:
+    """Log density axis with ticks 10%, 1%, 0.1%, ... and minor ticks at the 1-2-5 grid."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(density_ticks(densities)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_density(x)))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(min(densities) / 1.4, max(densities) * 1.4)
+    ax.set_xlabel("density (trainable weights)")
+
+
+def _mark_zeros(ax: Axes, x: Sequence[float], color: Color, density: float) -> None:
+    """Markers at the bottom of a log axis where the value at ``density`` is exactly 0.
+
+    Where several densities have a zero at the same x, the highest density's marker is on top.
+    """
+    transform = blended_transform_factory(ax.transData, ax.transAxes)
+    ax.plot(
+        x, [ZERO_Y] * len(x), ls="none", marker="v", ms=6, color=color, transform=transform,
+        clip_on=False, zorder=3 + density, gid=f"zero:{density:g}",
+    )  # fmt: skip
+
+
+def _log_y(ax: Axes) -> None:
+    """Log y-axis widened to whole decades, labelled at decades only."""
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(10.0 ** math.floor(math.log10(low)), 10.0 ** math.ceil(math.log10(high)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _proxy(label: str, **style: Any) -> Line2D:
+    """A legend entry that is not drawn on any axes."""
+    return Line2D([], [], label=label, **style)
+
+
+def _panel_keys(*frames: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = {(a, d) for f in frames for a, d in zip(f["arch"], f["dataset"])}
+    return sorted(pairs)
+
+
+@_styled
+def accuracy_figure(
+    aggregated: pd.DataFrame,
+    failures: pd.DataFrame | None = None,
+    palette: dict[str, Color] | None = None,
+    ncols: int = 2,
+) -> Figure:
+    """Test accuracy versus density (Figures 2, 3), one panel per arch x data set.
+
+    ``aggregated`` is :func:`storage.accuracy`'s frame, ``failures``
+    :func:`reports.tables.failure_summary`'s. Per method: the mean (line, ``mean:M``) and a
+    band of one std (``band:M``); densities where every run failed are drawn at chance accuracy
+    (``failed:M`` markers) and reached by dashed segments (``failed-line:M``). The dense baseline
+    is a dashed black line (``dense``), chance a dotted grey one (``chance``, panels with
+    failures only).
+    """
+    failures = failures if failures is not None else pd.DataFrame(columns=FAILURE_COLUMNS)
+    failures = failures[failures["finished"] == 0]
+    keys = _panel_keys(aggregated, failures)
+    if not keys:
+        raise ValueError("no accuracy results to plot")
+    methods = method_order(set(aggregated["method"]) | set(failures["method"]))
+    palette = palette or method_palette(methods)
+    baseline = dense_baseline(aggregated)["mean"]
+    figure, axes = _panels(len(keys), ncols)
+    drawn: set[str] = set()
+    for ax, (arch, dataset) in zip(axes, keys):
+        acc = aggregated[(aggregated["arch"] == arch) & (aggregated["dataset"] == dataset)]
+        failed = failures[(failures["arch"] == arch) & (failures["dataset"] == dataset)]
+        acc, failed = acc[acc["method"] != DENSE], failed[failed["method"] != DENSE]
+        chance = chance_accuracy(dataset)
+        for method in method_order(set(acc["method"]) | set(failed["method"])):
+            mean = acc[acc["method"] == method].set_index("density")
+            lost = sorted(failed.loc[failed["method"] == method, "density"])
+            _method_curve(ax, method, palette[method], mean, lost, chance)
+            drawn.add(method)
+        if (arch, dataset) in baseline.index:
+            ax.axhline(baseline[(arch, dataset)], ls="--", color=DENSE_COLOR, lw=1.3, gid="dense")
+        if not failed.empty:
+            ax.axhline(chance, ls=":", color="0.45", lw=1.1, gid="chance")
+        densities = [*acc["density"], *failed["density"]]
+        if densities:
+            _density_axis(ax, densities)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{arch} on {dataset}")
+    handles = [
+        _proxy(method_label(m), color=palette[m], marker="o")
+        for m in method_order(drawn)
+    ]  # fmt: skip
+    if not baseline.empty:
+        handles.append(_proxy("dense baseline", color=DENSE_COLOR, ls="--"))
+    if not failures.empty:
+        handles.append(_proxy("all runs failed (at chance)", color="0.3", ls="--", marker="X"))
+        handles.append(_proxy("chance (1 / classes)", color="0.45", ls=":"))
+    _legend(figure, handles)
+    return figure
+
+
+def _method_curve(
+    ax: Axes, method: str, color: Color, mean: pd.DataFrame, lost: list[float], chance: float
+) -> None:
+    """One method's mean line, std band and failures in one panel."""
+    x = np.array(sorted({*mean.index, *lost}), dtype=float)
+    y = mean["mean"].reindex(x).to_numpy(dtype=float)
+    std = mean["std"].reindex(x).to_numpy(dtype=float)
+    label = method_label(method)
+    ax.plot(x, y, marker="o", color=color, label=label, gid=f"mean:{method}")
+    ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, lw=0, gid=f"band:{method}")
+    if not lost:
+        return
+    failed = np.isin(x, lost)
+    y_all = np.where(failed, chance, y)
+    segments: list[float] = []
+    seg_y: list[float] = []
+    for i in range(len(x) - 1):
+        if failed[i] or failed[i + 1]:
+            segments += [x[i], x[i + 1], np.nan]
+            seg_y += [y_all[i], y_all[i + 1], np.nan]
+    ax.plot(segments, seg_y, ls="--", color=color, gid=f"failed-line:{method}")
+    ax.plot(
+        x[failed], y_all[failed], ls="none", marker="X", ms=8, color=color, mec="white",
+        mew=0.6, zorder=3, gid=f"failed:{method}",
+    )  # fmt: skip
+
+
+def _one_panel_set(frame: pd.DataFrame, what: str) -> tuple[str, str]:
+    pairs = _panel_keys(frame)
+    if len(pairs) != 1:
+        raise ValueError(f"{what} needs the rows of one arch x data set, got {pairs or 'none'}")
+    return pairs[0]
+
+
+def _density_handles(palette: dict[float, Color], densities: Sequence[float]) -> list[Line2D]:
+    return [
+        _proxy(format_density(d), color=palette[d], marker=".")
+        for d in sorted(set(densities), reverse=True)
+    ]
+
+
+@_styled
+def layer_allocation_figure(
+    layers: pd.DataFrame, palette: dict[float, Color] | None = None, ncols: int = 3
+) -> Figure:
+    """Kept weights per prunable layer (Figures 5, 13) for one arch x data set.
+
+    ``layers`` is :func:`storage.layer_allocation`'s frame. One panel per method (the dense
+    baseline only when it is alone), one curve per density (``kept:D``, mean over seeds), the
+    layer sizes in grey (``size``), and a marker at the bottom of the log axis for each layer
+    that every run of a density pruned entirely (``zero:D``).
+    """
+    arch, dataset = _one_panel_set(layers, "layer_allocation_figure")
+    methods = method_order(set(layers["method"]) - {DENSE}) or [DENSE]
+    palette = palette or density_palette(layers["density"])
+    sizes = layers.groupby("layer_index")["total"].max()
+    figure, axes = _panels(len(methods), ncols, sharey=True)
+    any_zero = False
+    for ax, method in zip(axes, methods):
+        rows = layers[layers["method"] == method]
+        ax.plot(sizes.index, sizes.to_numpy(), color="0.65", lw=1.0, gid="size")
+        for density, by_density in sorted(rows.groupby("density"), reverse=True):
+            kept = by_density.groupby("layer_index")["kept"].mean()
+            color = palette[density]
+            ax.plot(
+                kept.index, kept.where(kept > 0).to_numpy(dtype=float), marker=".",
+                color=color, gid=f"kept:{density:g}",
+            )  # fmt: skip
+            zeros = kept.index[kept == 0]
+            if len(zeros):
+                _mark_zeros(ax, list(zeros), color, density)
+                any_zero = True
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("prunable layer index")
+        ax.set_ylabel("kept weights" if ax.get_subplotspec().is_first_col() else "")
+        ax.set_title(method_label(method))
+    for ax in axes:  # after every panel has its data: the panels share their y-axis
+        _log_y(ax)
+    handles = _density_handles(palette, layers.loc[layers["method"].isin(methods), "density"])
+    handles.append(_proxy("layer size (all weights)", color="0.65", lw=1.0))
+    if any_zero:
+        handles.append(_proxy("layer pruned entirely (0 kept)", color="0.3", ls="none", marker="v"))
+    _legend(figure, handles, ncols=6)
+    figure.suptitle(f"Kept weights per layer: {arch} on {dataset}")
+    return figure
+
+
+@_styled
+def spectra_figure(
+    spectra: pd.DataFrame, palette: dict[float, Color] | None = None, ncols: int = 3
+) -> Figure:
+    """Top singular values of the input-output Jacobian at init (Figure 4), one arch x data set.
+
+    ``spectra`` is :func:`storage.spectra`'s frame. One panel per method, one curve per density
+    (``spectrum:D``, mean over seeds rank by rank), the dense spectrum as a dashed black line
+    (``dense``) in every panel, and markers at the bottom for singular values that are exactly 0
+    (``zero:D``; a spectrum that is identically 0 is a row of them).
+    """
+    arch, dataset = _one_panel_set(spectra, "spectra_figure")
+    methods = method_order(set(spectra["method"]) - {DENSE}) or [DENSE]
+    palette = palette or density_palette(spectra["density"])
+    mean = spectra.groupby(["method", "density", "rank"])["value"].mean()
+    dense = mean.get(DENSE)
+    figure, axes = _panels(len(methods), ncols)
+    any_zero = False
+    for ax, method in zip(axes, methods):
+        if dense is not None and method != DENSE:
+            for _, values in dense.groupby(level="density"):
+                ranks = values.index.get_level_values("rank") + 1
+                ax.plot(ranks, values.where(values > 0).to_numpy(), ls="--", color=DENSE_COLOR,
+                        lw=1.2, gid="dense")  # fmt: skip
+        for density, values in sorted(mean[method].groupby(level="density"), reverse=True):
+            ranks = values.index.get_level_values("rank") + 1
+            color = palette[density]
+            ax.plot(
+                ranks, values.where(values > 0).to_numpy(dtype=float), marker=".", color=color,
+                gid=f"spectrum:{density:g}",
+            )  # fmt: skip
+            zeros = ranks[values.to_numpy() == 0]
+            if len(zeros):
+                _mark_zeros(ax, list(zeros), color, density)
+                any_zero = True
+        if (mean[method] > 0).any() or (dense is not None and (dense > 0).any()):
+            _log_y(ax)
+        else:  # nothing positive to scale a log axis by
+            ax.set_yscale("log")
+            ax.set_ylim(1e-1, 1e1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("singular value rank")
+        ax.set_ylabel("singular value")
+        ax.set_title(method_label(method))
+    handles = _density_handles(palette, spectra.loc[spectra["method"].isin(methods), "density"])
+    if dense is not None and methods != [DENSE]:
+        handles.append(_proxy("dense", color=DENSE_COLOR, ls="--"))
+    if any_zero:
+        handles.append(_proxy("singular value exactly 0", color="0.3", ls="none", marker="v"))
+    _legend(figure, handles, ncols=6)
+    figure.suptitle(f"Input-output Jacobian spectrum at initialisation: {arch} on {dataset}")
+    return figure
+
+
+def save_figure(figure: Figure, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """Write ``name.png`` (200 dpi) and ``name.svg`` into ``out_dir``; returns both paths."""
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    with _style():
+        figure.savefig(png, dpi=200, metadata={"Software": None})
+        figure.savefig(svg, metadata={"Date": None})
+    return png, svg

@@ -1,0 +1,93 @@
+"""The report's one HTML page: every table and figure with its run counts and its query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+# Sets data-images-status on <body> once the page has loaded: "all-loaded" when every <img>
+# decoded to a non-empty picture, "missing" otherwise (read back by the headless-browser test).
+IMAGE_CHECK = """
+<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const loaded = images.filter((img) => img.complete && img.naturalWidth > 0).length;
+  document.body.dataset.images = String(images.length);
+  document.body.dataset.imagesLoaded = String(loaded);
+  document.body.dataset.imagesStatus = loaded === images.length ? "all-loaded" : "missing";
+});
+</script>
+"""
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table.table { border-collapse: collapse; font-size: 0.85em; margin: .5em 0; }
+table.table th, table.table td { border-bottom: 1px solid #ddd; padding: .25em .6em;
+  text-align: right; }
+table.table th { white-space: nowrap; }
+table.table th { background: #f4f4f4; }
+pre.query { background: #f7f7f7; padding: .4em .6em; font-size: 0.8em; white-space: pre-wrap; }
+p.counts, p.files { font-size: 0.85em; color: #555; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+.scroll { overflow-x: auto; }
+"""
+
+
+@dataclass
+class Item:
+    """One table or figure on the page: its body (HTML), files, queries and run counts."""
+
+    title: str
+    body: str
+    queries: list[str] = field(default_factory=list)
+    counts: str = ""
+    files: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    items: list[Item] = field(default_factory=list)
+    empty: str = "nothing in the database for this section"
+
+
+def figure_body(png: str, svg: str, alt: str) -> str:
+    """An <img> of the PNG, linking to the SVG."""
+    return (
+        f'<figure><a href="{escape(svg)}"><img src="{escape(png)}" alt="{escape(alt)}"></a>'
+        "</figure>"
+    )
+
+
+def _item(item: Item) -> str:
+    parts = [f"<h3>{escape(item.title)}</h3>"]
+    if item.counts:
+        parts.append(f'<p class="counts">{escape(item.counts)}</p>')
+    if item.note:
+        parts.append(f"<p>{escape(item.note)}</p>")
+    parts.append(f'<div class="scroll">{item.body}</div>')
+    if item.files:
+        links = ", ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in item.files)
+        parts.append(f'<p class="files">Files: {links}</p>')
+    if item.queries:
+        text = "\n".join(item.queries)
+        parts.append(f'<p class="counts">Made by:</p><pre class="query">{escape(text)}</pre>')
+    return "\n".join(parts)
+
+
+def page(title: str, intro: str, sections: list[Section]) -> str:
+    """The whole page, sections in order with a table of contents."""
+    toc = "".join(f'<li><a href="#s{i}">{escape(s.title)}</a></li>' for i, s in enumerate(sections))
+    body = []
+    for i, section in enumerate(sections):
+        body.append(f'<h2 id="s{i}">{escape(section.title)}</h2>')
+        items = [_item(item) for item in section.items]
+        body.extend(items or [f"<p>{escape(section.empty)}</p>"])
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n{IMAGE_CHECK}</head>\n<body>\n"
+        f"<h1>{escape(title)}</h1>\n<p>{escape(intro)}</p>\n<ul>{toc}</ul>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
