@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,16 @@ from typing import Any, NoReturn
 from bench.errors import BenchError
 
 QUERY_FORMATS = ("table", "csv", "markdown", "latex", "json")
+# ``bench query WHAT`` -> the typed query function of ``storage`` that answers it.
+QUERIES = {
+    "runs": "runs",
+    "accuracy": "accuracy",
+    "layers": "layer_allocation",
+    "cost": "allocation_cost",
+    "spectra": "spectra",
+    "epochs": "epoch_metrics",
+    "failures": "failures",
+}
 ACCELERATORS = ("cpu", "gpu", "auto")
 
 
@@ -46,72 +57,50 @@ def build_parser() -> Parser:
     from bench.data import DATASETS
     from bench.presets import PRESETS
     from storage import DEFAULT_URL
+    from storage.schema import RUN_STATUSES
 
     parser = Parser(prog="bench", description="Benchmark prune-at-initialization methods.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train a grid of configs and store the results")
+    _add_grid_arguments(run, DATASETS, PRESETS, DEFAULT_URL)
     run.add_argument(
-        "--methods",
-        nargs="+",
-        default=["all"],
-        metavar="METHOD",
-        help="methods as name or name:key=value,... ('all' = every registered method); "
-        "the dense baseline is always added",
-    )
-    run.add_argument(
-        "--densities",
-        nargs="+",
-        default=["grid"],
-        metavar="D",
-        help="densities in (0, 1], or 'grid' for the paper's 1-2-5 grid 0.1 ... 0.0001",
-    )
-    run.add_argument(
-        "--seeds", type=_int_list, default=[0], help="comma-separated seeds (default 0)"
-    )
-    run.add_argument(
-        "--archs",
-        "--arch",
-        nargs="+",
-        default=None,
-        metavar="ARCH",
-        help="architectures (default: the data set's default model; see 'bench archs')",
-    )
-    run.add_argument(
-        "--datasets",
-        "--dataset",
-        nargs="+",
-        default=["digits"],
-        metavar="DATASET",
-        help=f"data sets (default digits; valid: {', '.join(DATASETS)})",
-    )
-    run.add_argument(
-        "--preset", default="adam", choices=list(PRESETS), help="training preset of Table 4"
-    )
-    run.add_argument("--epochs", type=_positive_int, help="override the preset's epochs")
-    run.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
-    run.add_argument(
-        "--train-subset", type=_positive_int, help="train on the first N examples of the split"
-    )
-    run.add_argument(
-        "--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})"
-    )
-    run.add_argument(
-        "--runs-dir", default="runs", help="where checkpoints are kept (default runs/)"
-    )
-    run.add_argument(
-        "--accelerator", default="cpu", choices=ACCELERATORS, help="Lightning accelerator"
-    )
-    run.add_argument("--data-dir", help="where to look for data set files")
-    run.add_argument("--download", action="store_true", help="allow downloading data sets")
-    run.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="load a Python file that registers methods (repeatable)",
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the database (default 1; one torch thread each "
+        "when the CPUs run out)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    worker = sub.add_parser(
+        "worker",
+        help="work on a grid with other machines through Optuna's storage in a shared database",
+        description="Enqueue the grid (once, whoever comes first) as trials of an Optuna study "
+        "in the database and train trials until none is waiting or running. Run the same "
+        "command on every machine, with --db pointing at one PostgreSQL database.",
+    )
+    _add_grid_arguments(worker, DATASETS, PRESETS, DEFAULT_URL)
+    worker.add_argument("--study", help="Optuna study name (default: one named by the grid)")
+    worker.add_argument(
+        "--heartbeat-interval",
+        type=_positive_int,
+        default=10,
+        help="seconds between heartbeats of a running trial (default 10)",
+    )
+    worker.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=60,
+        help="seconds without a heartbeat after which a trial's worker counts as dead and its "
+        "run is handed to another worker (default 60)",
+    )
+    worker.add_argument(
+        "--max-retry",
+        type=_positive_int,
+        default=3,
+        help="times a run is handed on after its worker died before it is recorded failed",
+    )
 
     methods_cmd = sub.add_parser("methods", help="list registered methods")
     methods_cmd.add_argument(
@@ -131,7 +120,7 @@ def build_parser() -> Parser:
         "what",
         nargs="?",
         default="runs",
-        choices=["runs", "accuracy", "layers", "cost"],
+        choices=list(QUERIES),
         help="what to print (default runs)",
     )
     query.add_argument("--format", default="table", choices=QUERY_FORMATS, help="output format")
@@ -142,8 +131,17 @@ def build_parser() -> Parser:
     query.add_argument(
         "--status",
         nargs="+",
-        choices=["pending", "running", "finished", "failed"],
+        choices=list(RUN_STATUSES),
         help="only runs with these statuses",
+    )
+
+    db = sub.add_parser("db", help="manage the results database")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=Parser)
+    db_upgrade = db_sub.add_parser(
+        "upgrade", help="migrate the database to this version's schema (bench does it on open)"
+    )
+    db_upgrade.add_argument(
+        "--db", default=DEFAULT_URL, help=f"results database URL (default {DEFAULT_URL})"
     )
     report = sub.add_parser(
         "report",
@@ -156,6 +154,76 @@ def build_parser() -> Parser:
         "--out", default="report", help="folder to write the report into (default report/)"
     )
     return parser
+
+
+def _add_grid_arguments(
+    parser: argparse.ArgumentParser, datasets: Sequence[str], presets: Sequence[str], db: str
+) -> None:
+    """The arguments that define a grid, shared by ``run`` and ``worker``."""
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["all"],
+        metavar="METHOD",
+        help="methods as name or name:key=value,... ('all' = every registered method); "
+        "the dense baseline is always added",
+    )
+    parser.add_argument(
+        "--densities",
+        nargs="+",
+        default=["grid"],
+        metavar="D",
+        help="densities in (0, 1], or 'grid' for the paper's 1-2-5 grid 0.1 ... 0.0001",
+    )
+    parser.add_argument(
+        "--seeds", type=_int_list, default=[0], help="comma-separated seeds (default 0)"
+    )
+    parser.add_argument(
+        "--archs",
+        "--arch",
+        nargs="+",
+        default=None,
+        metavar="ARCH",
+        help="architectures (default: the data set's default model; see 'bench archs')",
+    )
+    parser.add_argument(
+        "--datasets",
+        "--dataset",
+        nargs="+",
+        default=["digits"],
+        metavar="DATASET",
+        help=f"data sets (default digits; valid: {', '.join(datasets)})",
+    )
+    parser.add_argument(
+        "--preset", default="adam", choices=list(presets), help="training preset of Table 4"
+    )
+    parser.add_argument("--epochs", type=_positive_int, help="override the preset's epochs")
+    parser.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
+    parser.add_argument(
+        "--train-subset", type=_positive_int, help="train on the first N examples of the split"
+    )
+    parser.add_argument("--db", default=db, help=f"results database URL (default {db})")
+    parser.add_argument(
+        "--runs-dir", default="runs", help="where checkpoints are kept (default runs/)"
+    )
+    parser.add_argument(
+        "--accelerator", default="cpu", choices=ACCELERATORS, help="Lightning accelerator"
+    )
+    parser.add_argument("--data-dir", help="where to look for data set files")
+    parser.add_argument("--download", action="store_true", help="allow downloading data sets")
+    parser.add_argument(
+        "--spectrum",
+        action="store_true",
+        help="store the top singular values of the input-output Jacobian at initialisation "
+        "(after pruning, before training) of every run trained",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="load a Python file that registers methods (repeatable)",
+    )
 
 
 def _method_specs(values: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -174,13 +242,12 @@ def _method_specs(values: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     return specs
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _grid(args: argparse.Namespace) -> tuple[list[Any], list[str], list[str]]:
+    """The validated configs of the grid the arguments describe, with its archs and data sets."""
     import methods
-    import storage
     from bench.data import dataset_spec
     from bench.grid import parse_densities
-    from bench.runner import expand_grid, run_grid
-    from reports import accuracy_table, render
+    from bench.runner import expand_grid
 
     for plugin in args.plugin:
         methods.load_plugin(plugin)
@@ -205,16 +272,72 @@ def cmd_run(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         data_dir=args.data_dir,
         download=args.download,
+        spectrum=args.spectrum,
     )
-    engine = storage.open_db(args.db)
-    print(f"grid: {len(configs)} runs -> {args.db}")
-    run_grid(configs, engine, Path(args.runs_dir), show_progress=not args.no_progress)
+    return configs, archs, datasets
+
+
+def _print_accuracy(engine: Any, configs: list[Any], archs: list[str], datasets: list[str]) -> None:
+    import storage
+    from reports import accuracy_table, render
+
     where = storage.RunFilter(
         methods=sorted({c.method for c in configs}), archs=archs, datasets=datasets
     )
     for (arch, dataset), table in accuracy_table(storage.accuracy(engine, where)).items():
         print(f"\nTest accuracy (%) versus density: {arch} on {dataset}, mean ± std (n)")
         print(render(table, "table"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import storage
+    from bench.runner import run_grid
+
+    configs, archs, datasets = _grid(args)
+    engine = storage.open_db(args.db)
+    workers = f" with {args.workers} workers" if args.workers > 1 else ""
+    print(f"grid: {len(configs)} runs -> {storage.display_url(args.db)}{workers}")
+    run_grid(
+        configs,
+        engine,
+        Path(args.runs_dir),
+        show_progress=not args.no_progress,
+        workers=args.workers,
+    )
+    _print_accuracy(engine, configs, archs, datasets)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import storage
+    from bench.workers import OptunaSettings, optuna_worker
+
+    configs, archs, datasets = _grid(args)
+    engine = storage.open_db(args.db)
+    settings = OptunaSettings(
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        max_retry=args.max_retry,
+    )
+    outcomes = optuna_worker(
+        configs, engine, Path(args.runs_dir), study_name=args.study, settings=settings
+    )
+    trained = sum(o.status in ("finished", "failed") for o in outcomes)
+    print(f"worker done: {trained} runs trained here; the study has no work left")
+    _print_accuracy(engine, configs, archs, datasets)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    import storage
+
+    if args.db_command == "upgrade":
+        before, after = storage.migrate(storage.make_engine(args.db))
+        where = storage.display_url(args.db)
+        if before == after:
+            print(f"{where}: schema already at revision {after}")
+        else:
+            print(f"{where}: schema upgraded from revision {before or '(new)'} to {after}")
     return 0
 
 
@@ -289,13 +412,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         densities=args.density,
         statuses=args.status,
     )
-    query = {
-        "runs": storage.runs,
-        "accuracy": storage.accuracy,
-        "layers": storage.layer_allocation,
-        "cost": storage.allocation_cost,
-    }[args.what]
-    frame = query(engine, where)
+    frame = getattr(storage, QUERIES[args.what])(engine, where)
     if args.format in ("table", "markdown", "csv", "latex"):
         frame = frame.set_index(frame.columns[0]) if args.what == "runs" else frame
     print(render(frame, args.format))
@@ -322,6 +439,8 @@ def _db_exists(url: str) -> bool:
 
 COMMANDS = {
     "run": cmd_run,
+    "worker": cmd_worker,
+    "db": cmd_db,
     "methods": cmd_methods,
     "archs": cmd_archs,
     "query": cmd_query,
@@ -335,15 +454,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from architectures.registry import UnknownArchitecture
     from methods.errors import UnknownMethod
+    from storage import StorageError
 
     try:
         return COMMANDS[args.command](args)
-    except (BenchError, UnknownMethod, UnknownArchitecture) as error:
+    except (BenchError, UnknownMethod, UnknownArchitecture, StorageError) as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into ``head`` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

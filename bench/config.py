@@ -54,7 +54,17 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
     def to_json(self) -> dict[str, Any]:
+        """Every field, as stored in ``runs.config`` and carried by Optuna trials."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+        """The inverse of :meth:`to_json`; keys this version does not know are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown RunConfig fields {unknown}")
+        return cls(**data)
 
     @property
     def method_spec(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,35 +69,54 @@ class PaIModule(L.LightningModule):
 
 @dataclass
 class EpochRecord:
-    """What one epoch left behind: mean training loss, validation accuracy, learning rate."""
+    """What one epoch left behind: mean training loss, validation accuracy, learning rate, time."""
 
     epoch: int
     train_loss: float | None
     val_acc: float | None
     lr: float
+    seconds: float | None = None
 
 
 class EpochRecorder(Callback):
-    """Collects one :class:`EpochRecord` per epoch for the results database."""
+    """Collects one :class:`EpochRecord` per epoch and hands each to ``on_record`` at once.
 
-    def __init__(self) -> None:
+    The record is made at the end of the epoch's validation, before Lightning writes
+    ``last.ckpt`` for that epoch, so a run killed at any point has stored every epoch its
+    checkpoint covers. The training loss is the example-weighted mean over the epoch's batches,
+    accumulated here (Lightning's own epoch mean is not reduced until after validation).
+    """
+
+    def __init__(self, on_record: Callable[[EpochRecord], None] | None = None) -> None:
         self.records: list[EpochRecord] = []
+        self.on_record = on_record
+        self._loss_sum, self._examples, self._start = 0.0, 0, time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loss_sum, self._examples, self._start = 0.0, 0, time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        size = len(batch[1])
+        self._loss_sum += float(loss.detach()) * size
+        self._examples += size
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        metrics = trainer.callback_metrics
-        lr = trainer.optimizers[0].param_groups[0]["lr"]
-        loss = metrics.get("train_loss")
-        val = metrics.get("val_acc")
-        self.records.append(
-            EpochRecord(
-                trainer.current_epoch,
-                float(loss) if loss is not None else None,
-                float(val) if val is not None else None,
-                float(lr),
-            )
+        val = trainer.callback_metrics.get("val_acc")
+        record = EpochRecord(
+            trainer.current_epoch,
+            self._loss_sum / self._examples if self._examples else None,
+            float(val) if val is not None else None,
+            float(trainer.optimizers[0].param_groups[0]["lr"]),
+            time.perf_counter() - self._start,
         )
+        self.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
 
 
 @dataclass
@@ -117,6 +137,19 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # a resumed run's directory
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` holds a loadable checkpoint; a truncated one is renamed ``*.corrupt``."""
+    if not path.exists():
+        return False
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        path.replace(path.with_suffix(".corrupt"))
+        return False
+    return True
 
 
 def fit_and_test(
@@ -127,19 +160,22 @@ def fit_and_test(
     run_dir: Path,
     accelerator: str = "cpu",
     progress: bool = False,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainResult:
     """Train ``epochs`` epochs, keep the best-validation weights and test them.
 
-    Checkpoints (best and last) live in ``run_dir``; when a ``last.ckpt`` is already there the
-    run resumes from it. Data sets without test labels (Tiny ImageNet) report the best
-    validation accuracy as their test accuracy, as the paper does.
+    Checkpoints (best, and last after every epoch) live in ``run_dir``; when a readable
+    ``last.ckpt`` is already there the run resumes from it (an unreadable one, from a process
+    killed while writing it, is set aside and the run starts over). ``on_epoch`` receives each
+    epoch's record as the epoch ends. Data sets without test labels (Tiny ImageNet) report the
+    best validation accuracy as their test accuracy, as the paper does.
     """
     _quiet_lightning()
     run_dir.mkdir(parents=True, exist_ok=True)
     best = ModelCheckpoint(
         dirpath=run_dir, filename="best", monitor="val_acc", mode="max", save_last=True
     )
-    recorder = EpochRecorder()
+    recorder = EpochRecorder(on_epoch)
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator=accelerator,
@@ -153,9 +189,11 @@ def fit_and_test(
         default_root_dir=run_dir,
     )
     last = run_dir / "last.ckpt"
-    resumed = last.exists()
+    resumed = _readable_checkpoint(last)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+    trainer.fit(
+        module, datamodule=datamodule, ckpt_path=str(last) if resumed else None, weights_only=True
+    )
     seconds = time.perf_counter() - start
     best_path = best.best_model_path
     state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]

@@ -1,16 +1,45 @@
-"""The results database: schema, engine setup and typed queries returning DataFrames."""
+"""The results database: schema, migrations, engine setup and typed queries returning DataFrames."""
 
-from storage.db import DEFAULT_URL, make_engine, open_db, session_scope
-from storage.queries import RunFilter, accuracy, allocation_cost, layer_allocation, runs
+from storage.db import (
+    DEFAULT_URL,
+    StorageError,
+    display_url,
+    engine_url,
+    exclusive,
+    head_revision,
+    make_engine,
+    migrate,
+    open_db,
+    session_scope,
+)
+from storage.queries import (
+    RunFilter,
+    accuracy,
+    allocation_cost,
+    epoch_metrics,
+    failures,
+    layer_allocation,
+    runs,
+    spectra,
+)
 
 __all__ = [
     "DEFAULT_URL",
     "RunFilter",
+    "StorageError",
     "accuracy",
     "allocation_cost",
+    "display_url",
+    "engine_url",
+    "epoch_metrics",
+    "exclusive",
+    "failures",
+    "head_revision",
     "layer_allocation",
     "make_engine",
+    "migrate",
     "open_db",
     "runs",
     "session_scope",
+    "spectra",
 ]

@@ -1,42 +1,222 @@
-"""Engine and session setup: SQLite by default (WAL, busy timeout), any SQLAlchemy URL otherwise."""
+"""Engine and session setup, schema migrations, and a cross-process lock.
+
+SQLite by default (WAL, busy timeout, so that worker processes can share one file), any
+SQLAlchemy URL otherwise (PostgreSQL for many machines). The schema is owned by the Alembic
+migrations in ``storage/migrations``: :func:`open_db` brings any database to the newest revision
+before handing out its engine.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import importlib.util
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-
-from storage.schema import Base
 
 DEFAULT_URL = "sqlite:///bench.db"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "paibench_schema_version"  # Optuna keeps its own ``alembic_version`` beside ours
+FIRST_REVISION = "0001"  # the schema that ``create_all`` built before migrations existed
+
+
+class StorageError(ValueError):
+    """The database cannot be opened or migrated; the message says which and why, in one line."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout first: switching a new file to WAL needs a lock another process may hold.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
+def display_url(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def make_engine(url: str = DEFAULT_URL) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout so workers can share them."""
+    """An engine for ``url`` (a bare path means a SQLite file); raises StorageError if unusable."""
     if "://" not in url:
         url = f"sqlite:///{url}"
-    engine = create_engine(url)
+    try:
+        parsed = _with_driver(make_url(url))
+        kwargs = {} if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, NoSuchModuleError) as error:
+        raise StorageError(f"bad database URL {display_url(url)!r}: {_first_line(error)}") from None
+    except ImportError as error:
+        raise StorageError(
+            f"no driver for database URL {display_url(url)!r}: {_first_line(error)}"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
+def _with_driver(url: URL) -> URL:
+    """``postgresql://`` means psycopg 3 when that is the PostgreSQL driver installed."""
+    if (
+        url.drivername == "postgresql"
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg") is not None
+    ):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def engine_url(engine: Engine) -> str:
+    """The full URL of ``engine`` (password included), to hand to another library (Optuna)."""
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _first_line(error: BaseException) -> str:
+    text_ = str(getattr(error, "orig", None) or error).strip()
+    return text_.splitlines()[0] if text_ else type(error).__name__
+
+
+@functools.cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this package."""
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at (None: no version table, i.e. new or pre-migration)."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Migrate the database up (or down) to ``revision``; returns (revision before, after).
+
+    A database without our version table but with a ``runs`` table was built by ``create_all``
+    before migrations existed: it is stamped at the first revision, then upgraded. Concurrent
+    callers are serialised (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock), so many
+    workers opening one new database migrate it once.
+    """
+    try:
+        with engine.connect() as connection:
+            _lock_for_migration(connection)
+            before = current_revision(connection)
+            config = _alembic_config(connection)
+            if before is None and "runs" in inspect(connection).get_table_names():
+                command.stamp(config, FIRST_REVISION)
+                before = FIRST_REVISION
+            if _is_older(revision, before):
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
+            after = current_revision(connection)
+            connection.commit()
+    except OperationalError as error:
+        raise StorageError(
+            f"cannot open database {display_url(str(engine.url))!r}: {_first_line(error)}"
+        ) from None
+    except CommandError as error:
+        raise StorageError(
+            f"cannot migrate database {display_url(str(engine.url))!r}: {_first_line(error)} "
+            f"(this paibench knows revisions up to {head_revision()})"
+        ) from None
+    assert after is not None
+    return before, after
+
+
+def _is_older(revision: str, current: str | None) -> bool:
+    if current is None or revision in ("head", current):
+        return False
+    return any(r.revision == revision for r in _script().iterate_revisions(current, "base"))
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Hold a database-wide lock until the connection's transaction ends."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key("migrate")}
+        )
+
+
 def open_db(url: str = DEFAULT_URL) -> Engine:
-    """Open (creating or upgrading as needed) the results database at ``url``."""
+    """Open the results database at ``url``, creating it or upgrading an older schema as needed."""
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    try:
+        with engine.connect() as connection:
+            up_to_date = current_revision(connection) == head_revision()
+    except OperationalError as error:
+        raise StorageError(
+            f"cannot open database {display_url(url)!r}: {_first_line(error)}"
+        ) from None
+    if not up_to_date:
+        migrate(engine)
     return engine
+
+
+def _lock_key(name: str) -> int:
+    return zlib.crc32(f"paibench:{name}".encode()) & 0x7FFF_FFFF
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """A lock named ``name`` across processes (and machines, on PostgreSQL) for a short section.
+
+    PostgreSQL: a session advisory lock. A SQLite file: ``flock`` on ``<file>.<name>.lock``
+    beside it (SQLite is one machine only). Other backends and in-memory SQLite: no lock.
+    Unlike a write transaction, it leaves the database free for other engines (Optuna's) to
+    write while it is held.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            key = _lock_key(name)
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Engine, Select, select
 
-from storage.schema import AllocationCostRow, LayerAllocation, Run
+from storage.schema import (
+    AllocationCostRow,
+    EpochMetric,
+    Failure,
+    LayerAllocation,
+    Run,
+    SpectrumValue,
+)
 
 RUN_COLUMNS = [
     "id",
@@ -26,7 +33,11 @@ RUN_COLUMNS = [
     "test_acc",
     "train_seconds",
     "reason",
+    "resumed",
+    "attempts",
 ]
+# Columns that say which run a per-run detail row belongs to.
+RUN_KEYS = (Run.method, Run.arch, Run.dataset, Run.density, Run.seed)
 
 
 @dataclass(frozen=True)
@@ -55,9 +66,7 @@ class RunFilter:
 def runs(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
     """One row per run with the main columns, ordered by id."""
     stmt = select(*(getattr(Run, c) for c in RUN_COLUMNS)).order_by(Run.id)
-    stmt = (where or RunFilter()).apply(stmt)
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(stmt).all(), columns=RUN_COLUMNS)
+    return _frame(engine, stmt, where)
 
 
 def accuracy(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
@@ -77,16 +86,19 @@ def accuracy(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
     return out
 
 
+def _frame(engine: Engine, stmt: Select, where: RunFilter | None) -> pd.DataFrame:
+    stmt = (where or RunFilter()).apply(stmt)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
 def layer_allocation(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
-    """Kept/total per prunable layer for every run matching ``where``."""
+    """Kept/total per prunable layer (and DCTpS alphas) for every run matching ``where``."""
     stmt = (
         select(
             Run.id.label("run_id"),
-            Run.method,
-            Run.arch,
-            Run.dataset,
-            Run.density,
-            Run.seed,
+            *RUN_KEYS,
             LayerAllocation.layer_index,
             LayerAllocation.name,
             LayerAllocation.kept,
@@ -97,10 +109,7 @@ def layer_allocation(engine: Engine, where: RunFilter | None = None) -> pd.DataF
         .join(LayerAllocation, LayerAllocation.run_id == Run.id)
         .order_by(Run.id, LayerAllocation.layer_index)
     )
-    stmt = (where or RunFilter()).apply(stmt)
-    with engine.connect() as conn:
-        result = conn.execute(stmt)
-        return pd.DataFrame(result.all(), columns=list(result.keys()))
+    return _frame(engine, stmt, where)
 
 
 def allocation_cost(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
@@ -108,11 +117,7 @@ def allocation_cost(engine: Engine, where: RunFilter | None = None) -> pd.DataFr
     stmt = (
         select(
             Run.id.label("run_id"),
-            Run.method,
-            Run.arch,
-            Run.dataset,
-            Run.density,
-            Run.seed,
+            *RUN_KEYS,
             Run.trainable_params,
             AllocationCostRow.seconds,
             AllocationCostRow.peak_bytes,
@@ -122,7 +127,53 @@ def allocation_cost(engine: Engine, where: RunFilter | None = None) -> pd.DataFr
         .join(AllocationCostRow, AllocationCostRow.run_id == Run.id)
         .order_by(Run.id)
     )
-    stmt = (where or RunFilter()).apply(stmt)
-    with engine.connect() as conn:
-        result = conn.execute(stmt)
-        return pd.DataFrame(result.all(), columns=list(result.keys()))
+    return _frame(engine, stmt, where)
+
+
+def spectra(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Top singular values of the input-output Jacobian at initialisation, one row per rank.
+
+    ``rank`` 0 is the largest; runs trained without ``--spectrum`` have no rows.
+    """
+    stmt = (
+        select(Run.id.label("run_id"), *RUN_KEYS, SpectrumValue.rank, SpectrumValue.value)
+        .join(SpectrumValue, SpectrumValue.run_id == Run.id)
+        .order_by(Run.id, SpectrumValue.rank)
+    )
+    return _frame(engine, stmt, where)
+
+
+def epoch_metrics(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Training loss, validation accuracy, learning rate and wall seconds per run and epoch."""
+    stmt = (
+        select(
+            Run.id.label("run_id"),
+            *RUN_KEYS,
+            EpochMetric.epoch,
+            EpochMetric.train_loss,
+            EpochMetric.val_acc,
+            EpochMetric.lr,
+            EpochMetric.seconds,
+        )
+        .join(EpochMetric, EpochMetric.run_id == Run.id)
+        .order_by(Run.id, EpochMetric.epoch)
+    )
+    return _frame(engine, stmt, where)
+
+
+def failures(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Every recorded failure: stage, reason, exception type and traceback digest."""
+    stmt = (
+        select(
+            Run.id.label("run_id"),
+            *RUN_KEYS,
+            Failure.stage,
+            Failure.reason,
+            Failure.exception_type,
+            Failure.traceback_digest,
+            Failure.created_at,
+        )
+        .join(Failure, Failure.run_id == Run.id)
+        .order_by(Run.id, Failure.id)
+    )
+    return _frame(engine, stmt, where)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -24,6 +25,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 RUN_STATUSES = ("pending", "running", "finished", "failed")
+# Names for every constraint and index, so that migrations can refer to them on any backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def utcnow() -> datetime:
@@ -31,6 +39,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
@@ -60,7 +69,12 @@ class Run(Base):
     epochs: Mapped[int | None] = mapped_column(Integer)
     train_seconds: Mapped[float | None] = mapped_column(Float)
     resumed: Mapped[bool] = mapped_column(default=False)
+    # ``host:pid`` of the process that claimed the run last; ``attempts`` counts the claims and
+    # fences writes (a worker only writes while the row still carries its attempt number), and
+    # ``heartbeat_at`` says the holder is alive, so a dead worker's run can be taken over.
     worker: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -88,6 +102,8 @@ class EpochMetric(Base):
     train_loss: Mapped[float | None] = mapped_column(Float)
     val_acc: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)  # wall time of the epoch (train + val)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     run: Mapped[Run] = relationship(back_populates="epoch_metrics")
 
@@ -130,7 +146,10 @@ class AllocationCostRow(Base):
 
 
 class SpectrumValue(Base):
-    """One of the top singular values of the input-output Jacobian at initialisation."""
+    """One of the top singular values of the input-output Jacobian at initialisation.
+
+    ``rank`` 0 is the largest; see :mod:`bench.spectrum` for exactly what is computed.
+    """
 
     __tablename__ = "spectra"
     __table_args__ = (UniqueConstraint("run_id", "rank"),)

@@ -1,0 +1,296 @@
+"""The results database: migrations keep every row, the models match them, queries are typed
+and bound, claims are atomic. On SQLite always, and on PostgreSQL when a server is given."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select, text, update
+
+import storage
+from bench.cli import main
+from bench.config import RunConfig
+from bench.runner import Claim, ClaimPolicy, claim, holder_alive
+from storage.db import VERSION_TABLE, current_revision
+from storage.schema import Base, Run, utcnow
+from storage.testing import PG_SKIP_REASON, postgres_url, temporary_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
+    """A fresh database on SQLite, then on PostgreSQL (skipped, saying why, without a server)."""
+    if request.param == "sqlite":
+        yield db_url
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip(PG_SKIP_REASON)
+    with temporary_postgres_database(base) as url:
+        yield url
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+# Rows written with plain SQL at the first revision, one per table.
+FIRST_REVISION_ROWS = [
+    "INSERT INTO runs (id, config_hash, config, method, options, arch, dataset, seed, density,"
+    " achieved_density, kept, total, trainable_params, status, reason, best_val_acc, best_epoch,"
+    " test_acc, epochs, train_seconds, resumed, worker, created_at, started_at, finished_at)"
+    " VALUES (1, 'aaaaaaaaaaaaaaaa', '{\"arch\": \"mlp\"}', 'epl', '{}', 'mlp', 'digits', 0, 0.1,"
+    " 0.1, 8448, 84480, 9000, 'finished', NULL, 0.9, 1, 0.88, 2, 3.5, FALSE, 'h:1',"
+    " '2024-01-01 00:00:00', '2024-01-01 00:00:01', '2024-01-01 00:00:05')",
+    "INSERT INTO runs (id, config_hash, config, method, options, arch, dataset, seed, density,"
+    " status, resumed, created_at) VALUES (2, 'bbbbbbbbbbbbbbbb', '{}', 'snip', '{}', 'mlp',"
+    " 'digits', 1, 0.01, 'pending', FALSE, '2024-01-01 00:00:00')",
+    "INSERT INTO epoch_metrics (id, run_id, epoch, train_loss, val_acc, lr)"
+    " VALUES (1, 1, 0, 1.5, 0.8, 0.001), (2, 1, 1, 0.5, 0.9, 0.001)",
+    "INSERT INTO layer_allocations (id, run_id, layer_index, name, kept, total, alpha_init,"
+    " alpha_final) VALUES (1, 1, 0, '1.weight', 1638, 16384, NULL, NULL)",
+    "INSERT INTO allocation_costs (id, run_id, seconds, peak_bytes, forward_passes,"
+    " backward_passes, memory_source, info) VALUES (1, 1, 0.25, 1024, 1, 0, 'tracemalloc', '{}')",
+    "INSERT INTO spectra (id, run_id, rank, value) VALUES (1, 1, 0, 2.5), (2, 1, 1, 1.25)",
+    "INSERT INTO failures (id, run_id, stage, reason, exception_type, traceback_digest,"
+    " created_at) VALUES (1, 2, 'allocation', 'zero weights', 'AllocationFailed', 'abcd',"
+    " '2024-01-01 00:00:00')",
+]
+
+
+def _snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    """Every table's rows (the columns of the first revision), ordered by id."""
+    columns = {
+        "runs": "id, config_hash, method, arch, dataset, seed, density, kept, total, status,"
+        " test_acc, best_epoch, resumed, worker",
+        "epoch_metrics": "id, run_id, epoch, train_loss, val_acc, lr",
+        "layer_allocations": "id, run_id, layer_index, name, kept, total",
+        "allocation_costs": "id, run_id, seconds, peak_bytes, forward_passes, memory_source",
+        "spectra": "id, run_id, rank, value",
+        "failures": "id, run_id, stage, reason, exception_type, traceback_digest",
+    }
+    with engine.connect() as conn:
+        return {
+            table: [tuple(r) for r in conn.execute(text(f"SELECT {cols} FROM {table} ORDER BY id"))]
+            for table, cols in columns.items()
+        }
+
+
+def test_upgrade_from_first_revision_keeps_every_row(any_url: str) -> None:
+    engine = storage.make_engine(any_url)
+    assert storage.migrate(engine, "0001") == (None, "0001")
+    with engine.begin() as conn:
+        for statement in FIRST_REVISION_ROWS:
+            conn.execute(text(statement))
+    before = _snapshot(engine)
+    assert sum(map(len, before.values())) == 9
+
+    upgraded = storage.open_db(any_url)  # opening an older database upgrades it
+    with upgraded.connect() as conn:
+        assert current_revision(conn) == storage.head_revision()
+    assert _snapshot(upgraded) == before
+    frame = storage.runs(upgraded)
+    # 0002's data migration: a run that was ever started counts one attempt.
+    assert dict(zip(frame["config_hash"], frame["attempts"])) == {
+        "aaaaaaaaaaaaaaaa": 1,
+        "bbbbbbbbbbbbbbbb": 0,
+    }
+    epochs = storage.epoch_metrics(upgraded)
+    assert epochs["seconds"].isna().all() and list(epochs["epoch"]) == [0, 1]
+    upgraded.dispose()
+    engine.dispose()
+
+
+def test_migrations_build_exactly_the_models(any_url: str) -> None:
+    engine = storage.open_db(any_url)
+    ours = {table.name for table in Base.metadata.sorted_tables}
+    assert _tables(engine) == ours | {VERSION_TABLE}
+    with engine.connect() as conn:
+        opts = {"compare_type": True, "version_table": VERSION_TABLE}
+        context = MigrationContext.configure(conn, opts=opts)
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_downgrade_and_upgrade_again(db_url: str) -> None:
+    engine = storage.open_db(db_url)
+    assert storage.migrate(engine, "0001") == ("0002", "0001")
+    assert "attempts" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    assert storage.migrate(engine) == ("0001", "0002")
+
+
+def test_pre_migration_database_is_stamped_then_upgraded(db_url: str) -> None:
+    """A file that create_all built before migrations existed has no version table."""
+    engine = storage.make_engine(db_url)
+    storage.migrate(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+        conn.execute(text(FIRST_REVISION_ROWS[0]))
+    storage.open_db(db_url)
+    assert storage.runs(engine)["attempts"].tolist() == [1]
+    with engine.connect() as conn:
+        assert current_revision(conn) == storage.head_revision()
+
+
+def _open_in_process(url: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    barrier.wait()
+    storage.open_db(url)
+
+
+def test_concurrent_opens_of_a_new_database_migrate_it_once(db_url: str) -> None:
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_in_process, args=(db_url, barrier)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    with storage.make_engine(db_url).connect() as conn:
+        assert conn.execute(text(f"SELECT COUNT(*) FROM {VERSION_TABLE}")).scalar() == 1
+
+
+def test_bench_db_upgrade(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["db", "upgrade", "--db", db_url]) == 0
+    assert "upgraded from revision (new) to 0002" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", db_url]) == 0
+    assert "already at revision 0002" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("nope://x", "bad database URL 'nope://x'"),
+        ("sqlite:////nonexistent-dir/x.db", "cannot open database"),
+        ("postgresql://u:secret@127.0.0.1:1/x", "u:***@127.0.0.1:1/x': connection failed"),
+    ],
+)
+def test_bad_database_url_is_one_line(url: str, needle: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["db", "upgrade", "--db", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and "secret" not in err
+
+
+# Queries --------------------------------------------------------------------------------------
+
+
+def test_typed_queries_and_bound_filters(any_url: str) -> None:
+    engine = storage.open_db(any_url)
+    sneaky = "epl' OR '1'='1"
+    with engine.begin() as conn:
+        for statement in FIRST_REVISION_ROWS:
+            conn.execute(text(statement))
+        conn.execute(update(Run).where(Run.id == 1).values(method=sneaky))
+    every = storage.runs(engine)
+    assert len(every) == 2
+    # A value that would change string-built SQL is only ever a value.
+    assert storage.runs(engine, storage.RunFilter(methods=["epl"])).empty
+    assert storage.runs(engine, storage.RunFilter(methods=[sneaky]))["id"].tolist() == [1]
+    assert storage.runs(engine, storage.RunFilter(statuses=["pending"]))["id"].tolist() == [2]
+    assert storage.runs(engine, storage.RunFilter(densities=[0.01]))["id"].tolist() == [2]
+    frames = {
+        "accuracy": storage.accuracy(engine),
+        "layers": storage.layer_allocation(engine),
+        "cost": storage.allocation_cost(engine),
+        "spectra": storage.spectra(engine),
+        "epochs": storage.epoch_metrics(engine),
+        "failures": storage.failures(engine),
+    }
+    for frame in frames.values():
+        assert isinstance(frame, pd.DataFrame)
+    assert frames["accuracy"][["mean", "std", "n", "min", "max"]].iloc[0].tolist() == [
+        0.88,
+        0.0,
+        1,
+        0.88,
+        0.88,
+    ]
+    assert frames["spectra"][["rank", "value"]].values.tolist() == [[0, 2.5], [1, 1.25]]
+    assert frames["failures"][["run_id", "stage", "exception_type"]].values.tolist() == [
+        [2, "allocation", "AllocationFailed"]
+    ]
+    assert frames["layers"]["kept"].tolist() == [1638]
+    assert frames["cost"]["peak_bytes"].tolist() == [1024]
+    assert storage.spectra(engine, storage.RunFilter(methods=["snip"])).empty
+    engine.dispose()
+
+
+# Claims ---------------------------------------------------------------------------------------
+
+CONFIG = RunConfig("mlp", "digits", "epl", 0.1, epochs=1)
+
+
+def _claim_in_process(url: str, barrier, results) -> None:
+    engine = storage.open_db(url)
+    barrier.wait()
+    outcome = claim(engine, CONFIG)
+    results.put(outcome if isinstance(outcome, str) else "claimed")
+    barrier.wait()  # stay alive until every contender has looked
+
+
+def test_concurrent_claims_have_one_winner(any_url: str) -> None:
+    storage.open_db(any_url).dispose()
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(4), context.Queue()
+    processes = [
+        context.Process(target=_claim_in_process, args=(any_url, barrier, results))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    answers = sorted(results.get(timeout=60) for _ in processes)
+    for process in processes:
+        process.join(60)
+    assert answers == ["busy", "busy", "busy", "claimed"]
+    frame = storage.runs(storage.make_engine(any_url))
+    assert len(frame) == 1 and frame["attempts"].tolist() == [1]
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_stale_running_rows_are_taken_over_and_live_ones_are_not(db_url: str) -> None:
+    engine = storage.open_db(db_url)
+    policy = ClaimPolicy(stale_after=30)
+    first = claim(engine, CONFIG, policy)
+    assert first == Claim(1, 1)
+    host = socket.gethostname()
+
+    def hold(worker: str, age: float) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Run).values(
+                    status="running", worker=worker, heartbeat_at=utcnow() - timedelta(seconds=age)
+                )
+            )
+
+    hold(f"{host}:{os.getppid()}", 0)  # a live process on this host: busy, whatever its age
+    assert claim(engine, CONFIG, policy) == "busy"
+    hold(f"{host}:{os.getppid()}", 3600)
+    assert claim(engine, CONFIG, policy) == "busy"
+    hold(f"{host}:{_dead_pid()}", 0)  # its process is gone: taken over at once
+    assert claim(engine, CONFIG, policy) == Claim(1, 2)
+    hold("elsewhere:123", 5)  # another machine with a fresh heartbeat: alive
+    assert claim(engine, CONFIG, policy) == "busy"
+    hold("elsewhere:123", 60)  # ... and with a stale one: dead
+    assert claim(engine, CONFIG, policy) == Claim(1, 3)
+    hold("elsewhere:123", 5)  # a scheduler that saw attempt 3 die may take it over
+    assert claim(engine, CONFIG, policy, takeover_attempt=2) == "busy"
+    assert claim(engine, CONFIG, policy, takeover_attempt=3) == Claim(1, 4)
+    with engine.begin() as conn:
+        conn.execute(update(Run).values(status="finished"))
+    assert claim(engine, CONFIG, policy) == "done"
+    assert not holder_alive(None, None)
+    with storage.session_scope(engine) as session:
+        assert session.scalar(select(Run.attempts)) == 4

@@ -1,0 +1,143 @@
+"""Two workers on one grid, one of them SIGKILLed mid-run: at the end exactly one finished row
+per config, no duplicates, nothing lost, and the killed run resumed from its checkpoint.
+``bench run --workers 2`` on SQLite, and two ``bench worker`` processes scheduling through
+Optuna on PostgreSQL (the claims underneath are the same code; tests/test_storage.py races them
+on both databases)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import storage
+from bench.runner import expand_grid
+from bench.workers import HASH_ATTR, study_name_for
+from storage.schema import EpochMetric, Failure, Run
+from storage.testing import PG_SKIP_REASON, postgres_url, temporary_postgres_database
+
+EPOCHS = 2
+GRID = ["--methods", "epl", "random", "--densities", "0.1", "--epochs", str(EPOCHS)]
+GRID += ["--train-subset", "200"]
+CONFIGS = 3  # dense + 2 methods
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    base = postgres_url()
+    if base is None:
+        pytest.skip(PG_SKIP_REASON)
+    with temporary_postgres_database(base) as url:
+        yield url
+
+
+def _bench(*args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _kill_a_worker_mid_run(
+    engine, runs_dir: Path, processes: list[subprocess.Popen], timeout: float = 150
+) -> tuple[int, int]:
+    """SIGKILL the worker of a run that has checkpointed an epoch but not finished.
+
+    Returns (run id, killed pid); asserts the run was still unfinished after the kill.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, "no run reached a checkpoint in time"
+        assert any(p.poll() is None for p in processes), "every worker exited early"
+        with storage.session_scope(engine) as session:
+            candidates = [
+                (run.id, int(run.worker.rsplit(":", 1)[1]), run.config_hash)
+                for run in session.scalars(select(Run).where(Run.status == "running"))
+                if run.epoch_metrics and run.worker
+            ]
+        for run_id, pid, config_hash in candidates:
+            if (runs_dir / config_hash / "last.ckpt").exists():
+                os.kill(pid, signal.SIGKILL)
+                with storage.session_scope(engine) as session:
+                    run = session.get(Run, run_id)
+                    assert run.status == "running" and run.worker.endswith(f":{pid}"), (
+                        "the run finished before the kill landed"
+                    )
+                return run_id, pid
+        time.sleep(0.05)
+
+
+def _assert_every_config_once(engine, victim: int) -> None:
+    frame = storage.runs(engine)
+    assert len(frame) == CONFIGS, frame
+    assert frame["config_hash"].is_unique
+    assert frame["status"].tolist() == ["finished"] * CONFIGS, frame[["method", "status"]]
+    attempts = dict(zip(frame["id"], frame["attempts"]))
+    assert attempts.pop(victim) == 2, "the killed run was taken over once"
+    assert set(attempts.values()) == {1}
+    assert frame.set_index("id").loc[victim, "resumed"], "resumed from the killed run's ckpt"
+    with storage.session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Failure)) == 0
+        per_run = session.execute(
+            select(EpochMetric.run_id, func.count()).group_by(EpochMetric.run_id)
+        ).all()
+    assert sorted(n for _, n in per_run) == [EPOCHS] * CONFIGS
+
+
+def test_local_workers_survive_a_sigkill(db_url: str, tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    args = [*GRID, "--db", db_url, "--runs-dir", str(runs_dir), "--no-progress"]
+    parent = _bench("run", *args, "--workers", "2", log=tmp_path / "run.log")
+    engine = storage.open_db(db_url)
+    victim, _ = _kill_a_worker_mid_run(engine, runs_dir, [parent])
+    assert parent.wait(240) == 0, (tmp_path / "run.log").read_text()
+    log = (tmp_path / "run.log").read_text()
+    assert log.count("finished mlp/digits") == CONFIGS, log
+    assert "Test accuracy (%) versus density" in log
+    _assert_every_config_once(engine, victim)
+    engine.dispose()
+
+
+def test_optuna_workers_survive_a_sigkill(pg_url: str, tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    args = [*GRID, "--db", pg_url, "--runs-dir", str(runs_dir)]
+    args += ["--heartbeat-interval", "1", "--grace-period", "3"]
+    workers = [_bench("worker", *args, log=tmp_path / f"worker{i}.log") for i in range(3)]
+    engine = storage.open_db(pg_url)
+    victim, pid = _kill_a_worker_mid_run(engine, runs_dir, workers)
+    for worker in workers:
+        code = worker.wait(240)
+        assert code == (-signal.SIGKILL if worker.pid == pid else 0), code
+    _assert_every_config_once(engine, victim)
+
+    import optuna
+    from optuna.trial import TrialState
+
+    configs = expand_grid(
+        archs=["mlp"],
+        datasets=["digits"],
+        method_specs=[("epl", {}), ("random", {})],
+        densities=[0.1],
+        seeds=[0],
+        epochs=EPOCHS,
+        train_subset=200,
+    )
+    study = optuna.load_study(
+        study_name=study_name_for(configs), storage=storage.engine_url(engine)
+    )
+    trials = study.get_trials(deepcopy=False)
+    complete = [t.user_attrs[HASH_ATTR] for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(c.config_hash() for c in configs)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1, "the dead worker's trial, failed by its heartbeat"
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert [t.state for t in retried] == [TrialState.COMPLETE], "and retried once, to the end"
+    engine.dispose()
