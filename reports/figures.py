@@ -48,6 +48,8 @@ from reports.tables import FAILURE_COLUMNS, dense_baseline
 
 PANEL_SIZE = (4.4, 3.3)  # inches per panel
 LEGEND_HEIGHT = 0.7  # inches below the panels for the shared legend
+LEGEND_COLUMN_WIDTH = 2.2  # inches per legend column
+LEGEND_ROW_HEIGHT = 0.22  # inches per legend row beyond the two LEGEND_HEIGHT holds
 ZERO_Y = 0.025  # height (axes fraction) of the markers for a zero on a log axis
 STYLE = {
     "font.size": 10,
@@ -94,10 +96,12 @@ def _panels(count: int, ncols: int, sharey: bool = False) -> tuple[Figure, list[
     return figure, axes[:count]
 
 
-def _legend(figure: Figure, handles: list[Line2D], ncols: int = 4) -> None:
-    figure.legend(
-        handles=handles, loc="outside lower center", ncols=min(ncols, len(handles)), frameon=False
-    )
+def _legend(figure: Figure, handles: list[Line2D]) -> None:
+    """One legend for all panels, below them, in as many columns as the figure's width allows."""
+    ncols = max(1, min(len(handles), int(figure.get_figwidth() / LEGEND_COLUMN_WIDTH)))
+    rows = math.ceil(len(handles) / ncols)
+    figure.set_figheight(figure.get_figheight() + LEGEND_ROW_HEIGHT * max(0, rows - 2))
+    figure.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
 
 
 def _density_axis(ax: Axes, densities: Sequence[float]) -> None:
@@ -283,7 +287,7 @@ def layer_allocation_figure(
     handles.append(_proxy("layer size (all weights)", color="0.65", lw=1.0))
     if any_zero:
         handles.append(_proxy("layer pruned entirely (0 kept)", color="0.3", ls="none", marker="v"))
-    _legend(figure, handles, ncols=6)
+    _legend(figure, handles)
     figure.suptitle(f"Kept weights per layer: {arch} on {dataset}")
     return figure
 
@@ -337,7 +341,7 @@ def spectra_figure(
         handles.append(_proxy("dense", color=DENSE_COLOR, ls="--"))
     if any_zero:
         handles.append(_proxy("singular value exactly 0", color="0.3", ls="none", marker="v"))
-    _legend(figure, handles, ncols=6)
+    _legend(figure, handles)
     figure.suptitle(f"Input-output Jacobian spectrum at initialisation: {arch} on {dataset}")
     return figure
 

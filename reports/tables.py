@@ -176,12 +176,21 @@ def _number(value: float, thousands: bool = False) -> str:
     return f"{value:,.1f}" if thousands else f"{value:.1f}"
 
 
+def _flat(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``table`` with a named index turned into leading columns, and how many there are."""
+    if all(name is None for name in table.index.names):
+        return table, 0
+    return table.reset_index(), table.index.nlevels
+
+
 def to_latex(table: pd.DataFrame) -> str:
-    """A booktabs tabular (``\\toprule``/``\\midrule``/``\\bottomrule``), text escaped for LaTeX."""
-    flat = table.reset_index() if any(name is not None for name in table.index.names) else table
+    """A booktabs tabular (``\\toprule``/``\\midrule``/``\\bottomrule``), text escaped for LaTeX;
+    index columns left-aligned, the others right-aligned."""
+    flat, keys = _flat(table)
     styler = flat.style.format(escape="latex").format_index(escape="latex", axis=1)
     styler = styler.hide(axis="index")
-    text = styler.to_latex(hrules=True, column_format="l" * flat.shape[1])
+    align = "l" * keys + "r" * (flat.shape[1] - keys)
+    text = styler.to_latex(hrules=True, column_format=align)
     return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("…", r"\ldots{}")
 
 
@@ -189,7 +198,8 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
     """Render a DataFrame as ``table`` (plain text), ``markdown``, ``csv``, ``latex``
     (booktabs), ``json`` or ``html`` (escaped)."""
     if fmt == "markdown":
-        return table.to_markdown()
+        flat, keys = _flat(table)
+        return flat.to_markdown(index=keys == 0)
     if fmt == "csv":
         return table.to_csv()
     if fmt == "latex":
