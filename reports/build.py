@@ -215,6 +215,7 @@ def _per_pair_figures(
     make: Callable[[pd.DataFrame, dict[float, Color]], Figure],
     prefix: str,
     title: str,
+    note: str,
 ) -> list[Item]:
     """One figure per arch x data set from one storage query."""
     items = []
@@ -233,6 +234,7 @@ def _per_pair_figures(
                 queries=[str(query)],
                 counts=f"{frame['run_id'].nunique()} runs",
                 files=files,
+                note=note,
             )
         )
     return items
@@ -240,13 +242,28 @@ def _per_pair_figures(
 
 def _layer_figures(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
     return _per_pair_figures(
-        context, pairs, "layer_allocation", layer_allocation_figure, "layers", "Kept weights"
+        context,
+        pairs,
+        "layer_allocation",
+        layer_allocation_figure,
+        "layers",
+        "Kept weights",
+        "Mean over seeds; grey: the layer's size. ▼ at the bottom: a layer that every run at "
+        "that density pruned entirely (where several densities did, the highest is on top).",
     )
 
 
 def _spectra_figures(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
     return _per_pair_figures(
-        context, pairs, "spectra", spectra_figure, "spectra", "Jacobian spectrum"
+        context,
+        pairs,
+        "spectra",
+        spectra_figure,
+        "spectra",
+        "Jacobian spectrum",
+        "Mean over seeds, rank by rank; dashed black: the dense network. ▼ at the bottom: a "
+        "singular value exactly 0 (an identically zero spectrum has no curve, only ▼). Equal "
+        "spectra (DCTpS at every density) draw on top of each other.",
     )
 
 
