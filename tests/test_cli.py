@@ -165,3 +165,5 @@ def test_methods_and_archs_list(tmp_path: Path) -> None:
     assert "within='layer'" in out and "built-in" in out
     archs = bench("archs").stdout
     assert "mlp" in archs and "small_cnn" in archs
+    resnet50 = next(line for line in archs.splitlines() if line.split()[:1] == ["resnet50"])
+    assert resnet50.split()[1:5] == ["23467712", "53130", "23520842", "54"]
