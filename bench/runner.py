@@ -627,9 +627,7 @@ def run_grid(
     Ends by saying how many runs were skipped because the database already had them.
     """
     configs = list(configs)
-    if workers < 1:
-        raise BenchError(f"--workers must be at least 1, not {workers}")
-    if workers > 1:
+    if workers != 1:
         from bench.workers import run_parallel
 
         return run_parallel(

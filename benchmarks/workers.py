@@ -5,18 +5,26 @@ through :func:`bench.workers.run_parallel`, so both pay the same process start-u
 worker has the same number of torch threads (1 by default): the ratio measures how well the
 claims spread a grid over processes, not how torch threads scale.
 
-    python benchmarks/workers.py                      # 11 runs, 5 epochs, 1 vs 2 workers
+On a shared machine other processes take CPU too, so the benchmark first measures the
+machine's own ceiling: the same fixed torch work done twice in one process, versus once in each
+of two processes at the same time. A workers speed-up close to that ceiling means the claims
+cost nothing; the ceiling itself is what the machine had to give at that moment.
+
+    python benchmarks/workers.py                      # small_cnn, 11 runs, 8 epochs, 1 vs 2
     taskset -c 0,1 python benchmarks/workers.py       # pinned to two cores
-    python benchmarks/workers.py --workers 1,2,4 --epochs 3
+    python benchmarks/workers.py --workers 1,2,4 --arch mlp --epochs 15
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 import storage
 from bench.runner import ClaimPolicy, expand_grid
@@ -25,10 +33,33 @@ from bench.workers import run_parallel
 DENSITIES = [0.1, 0.05, 0.02, 0.01, 0.005]
 
 
-def measure(workers: int, threads: int, epochs: int, root: Path) -> tuple[float, int]:
+def _fixed_work() -> None:
+    torch.set_num_threads(1)
+    a = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+    for _ in range(4000):
+        a = torch.tanh(a @ a)
+
+
+def ceiling(processes: int) -> float:
+    """How much faster ``processes`` copies of a fixed work run side by side than in a row."""
+    start = time.perf_counter()
+    for _ in range(processes):
+        _fixed_work()
+    in_a_row = time.perf_counter() - start
+    context = multiprocessing.get_context("fork")
+    start = time.perf_counter()
+    running = [context.Process(target=_fixed_work) for _ in range(processes)]
+    for process in running:
+        process.start()
+    for process in running:
+        process.join()
+    return in_a_row / (time.perf_counter() - start)
+
+
+def measure(workers: int, threads: int, arch: str, epochs: int, root: Path) -> tuple[float, int]:
     """Wall seconds to run the grid with ``workers`` processes; and the number of runs."""
     configs = expand_grid(
-        archs=["mlp"],
+        archs=[arch],
         datasets=["digits"],
         method_specs=[("epl", {}), ("random", {})],
         densities=DENSITIES,
@@ -58,23 +89,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2", help="worker counts to compare (first = base)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per run")
+    parser.add_argument("--arch", default="small_cnn", help="model (default small_cnn)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per run")
     args = parser.parse_args()
     counts = [int(v) for v in args.workers.split(",")]
     cpus = len(os.sched_getaffinity(0))
-    print(f"grid: mlp/digits, dense + epl, random x {len(DENSITIES)} densities, {args.epochs} "
-          f"epochs; {args.threads} torch thread(s) per worker; {cpus} CPUs available")  # fmt: skip
+    print(f"grid: {args.arch}/digits, dense + epl, random x {len(DENSITIES)} densities, "
+          f"{args.epochs} epochs; {args.threads} torch thread(s) per worker; {cpus} CPUs "
+          f"available")  # fmt: skip
+    for n in counts[1:]:
+        print(f"machine ceiling now: fixed work in {n} processes runs {ceiling(n):.2f}x faster")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for workers in counts:
-            seconds, runs = measure(workers, args.threads, args.epochs, Path(tmp))
-            rows.append((workers, seconds, runs))
+            load = os.getloadavg()[0]
+            seconds, runs = measure(workers, args.threads, args.arch, args.epochs, Path(tmp))
+            rows.append((workers, seconds, runs, load, os.getloadavg()[0]))
     base = rows[0][1]
-    print(f"{'workers':>7} {'runs':>5} {'wall s':>8} {'runs/min':>9} {'speed-up':>9}")
-    for workers, seconds, runs in rows:
+    # The load average says how much of the CPUs other processes took meanwhile (it counts
+    # our own workers too): on a shared machine the speed-up is bounded by what is left.
+    print(f"{'workers':>7} {'runs':>5} {'wall s':>8} {'runs/min':>9} {'speed-up':>9}  load")
+    for workers, seconds, runs, before, after in rows:
         print(
             f"{workers:>7} {runs:>5} {seconds:>8.1f} {60 * runs / seconds:>9.1f} "
-            f"{base / seconds:>8.2f}x"
+            f"{base / seconds:>8.2f}x  {before:.1f} -> {after:.1f}"
         )
 
 

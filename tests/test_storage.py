@@ -294,3 +294,19 @@ def test_stale_running_rows_are_taken_over_and_live_ones_are_not(db_url: str) ->
     assert not holder_alive(None, None)
     with storage.session_scope(engine) as session:
         assert session.scalar(select(Run.attempts)) == 4
+
+
+@pytest.mark.parametrize(
+    "what", ["runs", "accuracy", "layers", "cost", "spectra", "epochs", "failures"]
+)
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "latex", "json"])
+def test_bench_query_prints_every_query_in_every_format(
+    what: str, fmt: str, db_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    engine = storage.open_db(db_url)
+    with engine.begin() as conn:
+        for statement in FIRST_REVISION_ROWS:
+            conn.execute(text(statement))
+    assert main(["query", what, "--db", db_url, "--format", fmt, "--method", "epl", "snip"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() and ("epl" in out or "snip" in out)

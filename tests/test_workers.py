@@ -141,3 +141,29 @@ def test_optuna_workers_survive_a_sigkill(pg_url: str, tmp_path: Path) -> None:
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
     assert [t.state for t in retried] == [TrialState.COMPLETE], "and retried once, to the end"
     engine.dispose()
+
+
+def test_a_run_whose_workers_keep_dying_is_recorded_failed(db_url: str) -> None:
+    """After max_retry hand-overs the run is a ``failed`` row (stage ``worker``), not a hang."""
+    import optuna
+
+    from bench.runner import claim
+    from bench.workers import ATTEMPT_ATTR, _RetryOrFail
+
+    engine = storage.open_db(db_url)
+    (config,) = expand_grid(
+        archs=["mlp"], datasets=["digits"], method_specs=[], densities=[], seeds=[0]
+    )
+    held = claim(engine, config)
+    dead = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={HASH_ATTR: config.config_hash(), ATTEMPT_ATTR: held.attempt},
+        system_attrs={"failed_trial": 0, "retry_history": [0, 1]},
+    )
+    _RetryOrFail(engine, max_retry=2)(None, dead)  # the third death: no retry left
+    frame = storage.runs(engine)
+    assert frame["status"].tolist() == ["failed"]
+    assert frame["reason"].item() == "its worker died 3 times (Optuna heartbeat lost)"
+    assert storage.failures(engine)[["stage", "exception_type"]].values.tolist() == [
+        ["worker", "WorkerLost"]
+    ]
