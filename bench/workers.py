@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,17 +197,36 @@ def study_name_for(configs: Sequence[RunConfig]) -> str:
     return "paibench-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+@contextlib.contextmanager
+def _experimental_ok() -> Iterator[None]:
+    """Optuna's heartbeat features are all marked experimental; they are what we rely on."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        yield
+
+
+def _retry_callback() -> type:
+    """Optuna's retry-on-stale-heartbeat callback (renamed in Optuna 4.9)."""
+    from optuna import storages
+
+    return getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or (
+        storages.RetryFailedTrialCallback
+    )
+
+
 class _RetryOrFail:
-    """Optuna's RetryFailedTrialCallback, and when its retries are spent, a ``failed`` row."""
+    """Optuna's retry of a dead worker's trial; when its retries are spent, a ``failed`` row."""
 
     def __init__(self, engine: Engine, max_retry: int) -> None:
-        from optuna.storages import RetryFailedTrialCallback
-
         self.engine, self.max_retry = engine, max_retry
-        self.retry = RetryFailedTrialCallback(max_retry=max_retry)
+        with _experimental_ok():
+            self.retry = _retry_callback()(max_retry=max_retry)
 
     def __call__(self, study, trial) -> None:
-        died = len(trial.system_attrs.get("retry_history", [])) + 1
+        with _experimental_ok():
+            died = len(_retry_callback().retry_history(trial)) + 1
         if died <= self.max_retry:
             self.retry(study, trial)
             return
@@ -237,13 +256,16 @@ def optuna_storage(engine: Engine, settings: OptunaSettings):
     kwargs = {"pool_pre_ping": True}
     if engine.dialect.name == "sqlite":
         kwargs = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(
-        engine_url(engine),
-        engine_kwargs=kwargs,
-        heartbeat_interval=settings.heartbeat_interval,
-        grace_period=settings.grace_period,
-        heartbeat_stale_trial_callback=_RetryOrFail(engine, settings.max_retry),
-    )
+    renamed = hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")  # Optuna >= 4.9
+    callback = "heartbeat_stale_trial_callback" if renamed else "failed_trial_callback"
+    with _experimental_ok():
+        return optuna.storages.RDBStorage(
+            engine_url(engine),
+            engine_kwargs=kwargs,
+            heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
+            **{callback: _RetryOrFail(engine, settings.max_retry)},
+        )
 
 
 def enqueue_grid(study, engine: Engine, configs: Sequence[RunConfig]) -> tuple[int, int]:
@@ -286,7 +308,6 @@ def optuna_worker(
 ) -> list[RunOutcome]:
     """Join (or create) the grid's study, enqueue what is missing, and work until it is empty."""
     import optuna
-    from optuna.exceptions import ExperimentalWarning
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -326,8 +347,7 @@ def optuna_worker(
         raise optuna.TrialPruned(outcome.status)
 
     while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
+        with _experimental_ok():
             optuna.storages.fail_stale_trials(study)
         if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
