@@ -72,6 +72,14 @@ def build_parser() -> Parser:
         "when the CPUs run out)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch intra-op threads per run (default: torch's, all cores; with --workers, the "
+        "cores divided among them); 1 is fastest for the small digits models and whenever "
+        "other processes share the CPU",
+    )
 
     worker = sub.add_parser(
         "worker",
@@ -297,12 +305,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = storage.open_db(args.db)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(args.db)}{workers}")
+    if args.threads is not None and args.workers == 1:
+        import torch
+
+        torch.set_num_threads(args.threads)
     run_grid(
         configs,
         engine,
         Path(args.runs_dir),
         show_progress=not args.no_progress,
         workers=args.workers,
+        threads=args.threads,
     )
     _print_accuracy(engine, configs, archs, datasets)
     return 0

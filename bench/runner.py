@@ -621,6 +621,7 @@ def run_grid(
     echo: Callable[[str], None] = print,
     workers: int = 1,
     policy: ClaimPolicy = DEFAULT_POLICY,
+    threads: int | None = None,
 ) -> list[RunOutcome]:
     """Run a grid with a progress bar and a line per run; ``workers`` > 1 uses processes.
 
@@ -638,6 +639,7 @@ def run_grid(
             policy=policy,
             show_progress=show_progress,
             echo=echo,
+            threads=threads,
         )
     from tqdm.auto import tqdm
 

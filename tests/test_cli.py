@@ -87,6 +87,8 @@ def test_query_formats(tmp_path: Path, db_url: str) -> None:
                 "0.1",
                 "--epochs",
                 "1",
+                "--threads",
+                "1",
                 "--db",
                 db_url,
                 "--runs-dir",
@@ -126,6 +128,7 @@ def test_query_formats(tmp_path: Path, db_url: str) -> None:
         (["run", "--dataset", "nope"], "unknown dataset 'nope' (valid: digits"),
         (["run", "--preset", "nope"], "invalid choice: 'nope'"),
         (["run", "--epochs", "0"], "0 is not a positive integer"),
+        (["run", "--threads", "0"], "0 is not a positive integer"),
         (["query", "--db", "sqlite:////nonexistent/x.db"], "does not exist"),
     ],
 )
