@@ -1,9 +1,9 @@
 """Grid wall time with 1 worker process versus N, side by side (issue 7: >= 1.7x with 2 on 2 cores).
 
 Each setting runs the same grid from scratch (fresh SQLite file and checkpoint directory)
-through :func:`bench.workers.run_parallel`, so both pay the same process start-up and every
-worker has the same number of torch threads (1 by default): the ratio measures how well the
-claims spread a grid over processes, not how torch threads scale.
+through :func:`bench.workers.run_parallel` in a fresh process, so both pay the same start-up,
+and every worker has the same number of torch threads (1 by default): the ratio measures how
+well the claims spread a grid over processes, not how torch threads scale.
 
 On a shared machine other processes take CPU too, so the benchmark first measures the
 machine's own ceiling: the same fixed torch work done twice in one process, versus once in each
@@ -22,13 +22,16 @@ import multiprocessing
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from sqlalchemy import func, select
 
 import storage
 from bench.runner import ClaimPolicy, expand_grid
 from bench.workers import run_parallel
+from storage.schema import Run
 
 DENSITIES = [0.1, 0.05, 0.02, 0.01, 0.005]
 
@@ -56,8 +59,18 @@ def ceiling(processes: int) -> float:
     return in_a_row / (time.perf_counter() - start)
 
 
-def measure(workers: int, threads: int, arch: str, epochs: int, root: Path) -> tuple[float, int]:
-    """Wall seconds to run the grid with ``workers`` processes; and the number of runs."""
+@dataclass(frozen=True)
+class Measurement:
+    """One setting: wall seconds, runs done by each worker, load average before and after."""
+
+    workers: int
+    seconds: float
+    runs_per_worker: list[int]
+    load: tuple[float, float]
+
+
+def measure(workers: int, threads: int, arch: str, epochs: int, root: Path) -> Measurement:
+    """Run the grid from scratch with ``workers`` processes."""
     configs = expand_grid(
         archs=[arch],
         datasets=["digits"],
@@ -69,7 +82,7 @@ def measure(workers: int, threads: int, arch: str, epochs: int, root: Path) -> t
     directory = root / f"w{workers}"
     directory.mkdir()
     engine = storage.open_db(f"sqlite:///{directory / 'bench.db'}")
-    start = time.perf_counter()
+    load, start = os.getloadavg()[0], time.perf_counter()
     outcomes = run_parallel(
         configs,
         engine,
@@ -82,7 +95,25 @@ def measure(workers: int, threads: int, arch: str, epochs: int, root: Path) -> t
     )
     seconds = time.perf_counter() - start
     assert all(o.status == "finished" for o in outcomes), [o.status for o in outcomes]
-    return seconds, len(outcomes)
+    with engine.connect() as conn:
+        counts = conn.execute(select(func.count()).select_from(Run).group_by(Run.worker))
+        runs_per_worker = sorted((n for (n,) in counts), reverse=True)
+    return Measurement(workers, seconds, runs_per_worker, (load, os.getloadavg()[0]))
+
+
+def _run_and_send(queue, function, args) -> None:
+    queue.put(function(*args))
+
+
+def _in_fresh_process(function, *args):
+    """``function(*args)`` in a newly spawned (non-daemon) process; its result."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_run_and_send, args=(queue, function, args))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
 
 
 def main() -> None:
@@ -99,20 +130,21 @@ def main() -> None:
           f"available")  # fmt: skip
     for n in counts[1:]:
         print(f"machine ceiling now: fixed work in {n} processes runs {ceiling(n):.2f}x faster")
-    rows = []
+    # Each setting runs in a fresh process, so each pays the start-up (the fork server's imports)
+    # that a `bench run --workers N` pays.
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in counts:
-            load = os.getloadavg()[0]
-            seconds, runs = measure(workers, args.threads, args.arch, args.epochs, Path(tmp))
-            rows.append((workers, seconds, runs, load, os.getloadavg()[0]))
-    base = rows[0][1]
-    # The load average says how much of the CPUs other processes took meanwhile (it counts
-    # our own workers too): on a shared machine the speed-up is bounded by what is left.
-    print(f"{'workers':>7} {'runs':>5} {'wall s':>8} {'runs/min':>9} {'speed-up':>9}  load")
-    for workers, seconds, runs, before, after in rows:
+        rows = [
+            _in_fresh_process(measure, n, args.threads, args.arch, args.epochs, Path(tmp))
+            for n in counts
+        ]
+    base = rows[0]
+    # load: the 1-minute load average before -> after (our workers count too): on a shared
+    # machine the speed-up is bounded by what the other processes leave (the ceiling above).
+    print(f"{'workers':>7} {'wall s':>7} {'speed-up':>9} {'runs per worker':>16}  load")
+    for row in rows:
         print(
-            f"{workers:>7} {runs:>5} {seconds:>8.1f} {60 * runs / seconds:>9.1f} "
-            f"{base / seconds:>8.2f}x  {before:.1f} -> {after:.1f}"
+            f"{row.workers:>7} {row.seconds:>7.1f} {base.seconds / row.seconds:>8.2f}x "
+            f"{'/'.join(map(str, row.runs_per_worker)):>16}  {row.load[0]:.1f} -> {row.load[1]:.1f}"
         )
 
 
