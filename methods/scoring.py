@@ -9,9 +9,9 @@ as scores and dropped before selection, so a step holds at most the copy, its gr
 selection's buffers.
 
 Selection is always :func:`methods.selection.global_topk` (exact count, ties to the lower flat
-index, s.1 rule 1), through :func:`select_top`, which hands it only a candidate set proven to
-contain the answer (a few percent of the scores) instead of all of them. Monotone methods
-(SynFlow, Iter-SNIP) select among their survivors only (:class:`Survivors`).
+index, s.1 rule 1), through :func:`select_top`, which hands it only the window of scores
+around the threshold (about 2%) after proving that everything above the window is kept.
+Monotone methods (SynFlow, Iter-SNIP) select among their survivors only (:class:`Survivors`).
 """
 
 from __future__ import annotations
@@ -136,63 +136,65 @@ class ScoringCopy:
 
 
 # --------------------------------------------------------------------------------------------
-# Survivors of a monotone schedule (SynFlow, Iter-SNIP)
+# Exact selection and the survivors of a monotone schedule (SynFlow, Iter-SNIP)
 # --------------------------------------------------------------------------------------------
-def _candidates(parts: Sequence[torch.Tensor], count: int, largest: bool) -> list[torch.Tensor]:
-    """Bool masks of a set that provably holds the ``count`` largest (or smallest) entries.
+def _window(
+    parts: Sequence[torch.Tensor], k: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+    """Bracket the ``k``-th largest entry: ``(above, boundary, count_above)`` as bool masks.
 
-    A threshold ``t`` is read off a strided sample, a little beyond the wanted quantile, and
-    checked by counting: ``#{s >= t} >= count`` means the ``count``-th largest is ``>= t``, so
-    every one of the ``count`` largest (ties included) satisfies ``s >= t``. If the count falls
-    short the sample's tail is doubled, down to taking everything. The sample only decides how
+    Two thresholds ``lo <= hi`` are read off a strided sample around the wanted quantile and
+    checked by counting: ``#{s > hi} < k <= #{s >= lo}``. Then every entry ``> hi`` is among
+    the ``k`` largest and the ``k``-th largest lies in ``lo <= s <= hi``; if a count disagrees
+    the window is widened on that side, down to the whole range. The sample only decides how
     much work the exact selection does, never what it selects.
     """
     total = sum(p.numel() for p in parts)
     stride = max(1, total // 65536)
     sample = torch.cat([p.reshape(-1)[::stride] for p in parts]).sort().values
-    if not largest:
-        sample = sample.flip(0)
     size = int(sample.numel())
-    tail = min(size, int(size * count / total * 1.05) + 32)
-    while tail < size:
-        t = sample[size - tail]
-        masks = [p >= t if largest else p <= t for p in parts]
-        if sum(int(torch.count_nonzero(m)) for m in masks) >= count:
-            return masks
-        tail *= 2
-    return [torch.ones_like(p, dtype=torch.bool) for p in parts]
+    centre = size * (1 - k / total)
+    below_margin = above_margin = max(32, size // 100)
+    while True:
+        j_lo, j_hi = int(centre) - below_margin, int(centre) + above_margin
+        above = [p > sample[j_hi] for p in parts] if j_hi < size else [
+            torch.zeros_like(p, dtype=torch.bool) for p in parts]
+        count_above = sum(int(torch.count_nonzero(m)) for m in above)
+        if count_above >= k:
+            above_margin *= 4
+            continue
+        boundary = [p >= sample[j_lo] for p in parts] if j_lo >= 0 else [
+            torch.ones_like(p, dtype=torch.bool) for p in parts]
+        if sum(int(torch.count_nonzero(m)) for m in boundary) < k:
+            below_margin *= 4
+            continue
+        for b, a in zip(boundary, above):
+            b &= ~a
+        return above, boundary, count_above
 
 
 def select_top(parts: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
     """Exact top ``k`` over the concatenation of ``parts`` (ties: lower flat index) -> masks.
 
-    The selection itself is :func:`global_topk`, run on a pre-filtered candidate set that
-    provably contains the answer (:func:`_candidates`), kept in flat order, so the result is
-    bit for bit ``global_topk(parts, k)``; only a few percent of the scores are materialised.
-    When more than half are kept, the ``r = n - k`` to *drop* are selected instead: the
-    candidates for dropping are laid out in reverse flat order and negated, so ``global_topk``'s
-    ties to the lower position fall on the *higher* flat index, which is exactly the complement
-    of keeping the top ``k`` with ties to the lower one. Scores must be finite (checked before).
+    Equal, bit for bit, to ``global_topk(parts, k)``, computed without materialising all the
+    scores: :func:`_window` proves that every score above ``hi`` is kept and that the rest of
+    the answer lies in ``lo <= s <= hi``, and :func:`global_topk` picks those ``k - #{s > hi}``
+    among the window's scores, kept in flat order so that ties still go to the lower flat index.
+    The window holds about 2% of the scores, so the selection costs a few passes of
+    comparisons instead of a top-k over everything. Scores must be finite (checked before).
     """
     total = sum(p.numel() for p in parts)
     if k >= total:
         return [torch.ones_like(p, dtype=torch.bool) for p in parts]
-    drop = total - k
-    keep_mode = k <= drop
-    candidates = _candidates(parts, k if keep_mode else drop, largest=keep_mode)
-    values = {}
-    order = range(len(parts)) if keep_mode else reversed(range(len(parts)))
-    for i in order:
-        chosen = parts[i].reshape(-1)[candidates[i].reshape(-1)]
-        values[str(i)] = chosen if keep_mode else chosen.flip(0).neg_()
-    picked = global_topk(values, k if keep_mode else drop)
-    masks = []
-    for i, part in enumerate(parts):
-        flags = picked[str(i)].to(part.device)
-        mask = torch.zeros(part.numel(), dtype=torch.bool, device=part.device)
-        mask.masked_scatter_(candidates[i].reshape(-1), flags if keep_mode else flags.flip(0))
-        masks.append((mask if keep_mode else ~mask).view(part.shape))
-    return masks
+    above, boundary, count_above = _window(parts, k)
+    values = {
+        str(i): part.reshape(-1)[window.reshape(-1)]
+        for i, (part, window) in enumerate(zip(parts, boundary))
+    }
+    picked = global_topk(values, k - count_above)  # 0 < k - count_above <= window size
+    for i, (keep, window) in enumerate(zip(above, boundary)):
+        keep.view(-1).masked_scatter_(window.view(-1), picked[str(i)].to(keep.device))
+    return above
 
 
 class Survivors:

@@ -512,10 +512,12 @@ def test_select_top_on_a_strided_sample(k: int) -> None:
 
 
 @pytest.mark.parametrize("k", [100_000, 250_000])
-def test_select_top_when_the_sample_misleads(k: int) -> None:
-    """Ones exactly at the sampled positions: the first threshold holds too few, widen it."""
-    scores = torch.zeros(300_000)
-    scores[::4] = 1.0  # stride 300000 // 65536 = 4: the sample sees only ones
+@pytest.mark.parametrize("sampled", [1.0, 0.0])
+def test_select_top_when_the_sample_misleads(k: int, sampled: float) -> None:
+    """The strided sample (every 4th entry here) sees only ``sampled``: the first window holds
+    too few (ones sampled) or too many above it (zeros sampled) and must be widened."""
+    scores = torch.full((300_000,), 1.0 - sampled)
+    scores[::4] = sampled
     got = select_top([scores], k)[0].numpy()
     assert (got == oracle_topk(scores.numpy(), k)).all()
 
