@@ -162,7 +162,7 @@ def write_tiny(root: Path, per_class: int = 4) -> list[str]:
 
 def test_registry_names_and_defaults() -> None:
     assert next(iter(DATASETS)) == "digits"
-    assert DATASETS["digits"].default_arch == "mlp" and DATASETS["digits"].default_epochs == 15
+    assert DATASETS["digits"].default_arch == "mlp" and DATASETS["digits"].default_epochs == 50
     for name in ("fashion-mnist", "cifar10", "cifar100", "tiny-imagenet"):
         spec = DATASETS[name]
         assert spec.module.name == name
