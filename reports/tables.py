@@ -205,7 +205,7 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "latex":
         return to_latex(table)
     if fmt == "json":
-        return table.to_json(orient="records", indent=2)
+        return table.to_json(orient="records", indent=2, date_format="iso")
     if fmt == "html":
         return table.to_html(escape=True, border=0, classes="table", na_rep="")
     return table.to_string()

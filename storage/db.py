@@ -36,11 +36,14 @@ class StorageError(ValueError):
     """The database cannot be opened or migrated; the message says which and why, in one line."""
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(database: str | None, dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # The busy timeout first: switching a new file to WAL needs a lock another process may hold.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Two connections switching one new file to WAL at once can get "database is locked" at once,
+    # without the busy handler being asked: the switch is serialised across processes by a flock.
+    with _file_lock(database, "journal"):
+        cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL never corrupts the file; a commit survives a crashed process (only a
     # power cut may lose the last ones), and commits skip an fsync each.
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -71,7 +74,7 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
             f"no driver for database URL {display_url(url)!r}: {_first_line(error)}"
         ) from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, _sqlite_file(engine)))
     return engine
 
 
@@ -210,8 +213,20 @@ def exclusive(engine: Engine, name: str) -> Iterator[None]:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
                 connection.commit()
         return
+    with _file_lock(_sqlite_file(engine), name):
+        yield
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    """The path of ``engine``'s SQLite file (None: not SQLite, or in memory)."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
+    return None if not database or database == ":memory:" else database
+
+
+@contextmanager
+def _file_lock(database: str | None, name: str) -> Iterator[None]:
+    """``flock`` on ``<database>.<name>.lock``; no lock when there is no file."""
+    if database is None:
         yield
         return
     with open(f"{database}.{name}.lock", "a") as handle:
