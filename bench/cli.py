@@ -23,6 +23,17 @@ QUERIES = {
     "failures": "failures",
 }
 ACCELERATORS = ("cpu", "gpu", "auto")
+# Grid arguments and their defaults; a study preset defines all of them itself.
+GRID_DEFAULTS: dict[str, Any] = {
+    "methods": ["all"],
+    "densities": ["grid"],
+    "seeds": [0],
+    "archs": None,
+    "datasets": ["digits"],
+    "epochs": None,
+    "batch_size": None,
+    "train_subset": None,
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,6 +67,7 @@ def _split_names(values: Sequence[str]) -> list[str]:
 def build_parser() -> Parser:
     from bench.data import DATASETS
     from bench.presets import PRESETS
+    from bench.studies import STUDIES
     from storage import DEFAULT_URL
     from storage.schema import RUN_STATUSES
 
@@ -63,7 +75,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train a grid of configs and store the results")
-    _add_grid_arguments(run, DATASETS, PRESETS, DEFAULT_URL)
+    _add_grid_arguments(run, DATASETS, [*PRESETS, *STUDIES], DEFAULT_URL)
     run.add_argument(
         "--workers",
         type=_positive_int,
@@ -88,7 +100,7 @@ def build_parser() -> Parser:
         "in the database and train trials until none is waiting or running. Run the same "
         "command on every machine, with --db pointing at one PostgreSQL database.",
     )
-    _add_grid_arguments(worker, DATASETS, PRESETS, DEFAULT_URL)
+    _add_grid_arguments(worker, DATASETS, [*PRESETS, *STUDIES], DEFAULT_URL)
     worker.add_argument("--study", help="Optuna study name (default: one named by the grid)")
     worker.add_argument(
         "--heartbeat-interval",
@@ -171,7 +183,7 @@ def _add_grid_arguments(
     parser.add_argument(
         "--methods",
         nargs="+",
-        default=["all"],
+        default=GRID_DEFAULTS["methods"],
         metavar="METHOD",
         help="methods as name or name:key=value,... ('all' = every registered method); "
         "the dense baseline is always added",
@@ -179,12 +191,15 @@ def _add_grid_arguments(
     parser.add_argument(
         "--densities",
         nargs="+",
-        default=["grid"],
+        default=GRID_DEFAULTS["densities"],
         metavar="D",
         help="densities in (0, 1], or 'grid' for the paper's 1-2-5 grid 0.1 ... 0.0001",
     )
     parser.add_argument(
-        "--seeds", type=_int_list, default=[0], help="comma-separated seeds (default 0)"
+        "--seeds",
+        type=_int_list,
+        default=GRID_DEFAULTS["seeds"],
+        help="comma-separated seeds (default 0)",
     )
     parser.add_argument(
         "--archs",
@@ -198,19 +213,26 @@ def _add_grid_arguments(
         "--datasets",
         "--dataset",
         nargs="+",
-        default=["digits"],
+        default=GRID_DEFAULTS["datasets"],
         metavar="DATASET",
         help=f"data sets (default digits; valid: {', '.join(datasets)})",
     )
     parser.add_argument(
-        "--preset", default="adam", choices=list(presets), help="training preset of Table 4"
+        "--preset",
+        default="adam",
+        choices=list(presets),
+        help="training preset of Table 4 (adam, sgd), or a study preset that defines the whole "
+        "grid and its budget (paper-mini: the paper's comparison at CPU scale, into "
+        "paper-mini.db unless --db is given; see docs/paper-mini.md)",
     )
     parser.add_argument("--epochs", type=_positive_int, help="override the preset's epochs")
     parser.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
     parser.add_argument(
         "--train-subset", type=_positive_int, help="train on the first N examples of the split"
     )
-    parser.add_argument("--db", default=db, help=f"results database URL (default {db})")
+    parser.add_argument(
+        "--db", default=None, help=f"results database URL (default {db}; a study: its own file)"
+    )
     parser.add_argument(
         "--runs-dir", default="runs", help="where checkpoints are kept (default runs/)"
     )
@@ -250,15 +272,38 @@ def _method_specs(values: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     return specs
 
 
-def _grid(args: argparse.Namespace) -> tuple[list[Any], list[str], list[str]]:
-    """The validated configs of the grid the arguments describe, with its archs and data sets."""
+def _grid(args: argparse.Namespace) -> list[Any]:
+    """The validated configs of the grid the arguments (or the study preset) describe.
+
+    Also settles ``args.db``: the one given, else the study's own file, else the default.
+    """
     import methods
     from bench.data import dataset_spec
     from bench.grid import parse_densities
     from bench.runner import expand_grid
+    from bench.studies import STUDIES, study_configs
+    from storage import DEFAULT_URL
 
     for plugin in args.plugin:
         methods.load_plugin(plugin)
+    if args.preset in STUDIES:
+        study = STUDIES[args.preset]
+        given = [k for k, default in GRID_DEFAULTS.items() if getattr(args, k) != default]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise BenchError(
+                f"--preset {study.name} defines the whole grid; drop {flags} "
+                f"(or use --preset adam|sgd with your own grid)"
+            )
+        args.db = args.db or study.db
+        return study_configs(
+            study,
+            accelerator=args.accelerator,
+            data_dir=args.data_dir,
+            download=args.download,
+            spectrum=args.spectrum,
+        )
+    args.db = args.db or DEFAULT_URL
     densities = parse_densities(args.densities)
     datasets = _split_names(args.datasets)
     specs = [dataset_spec(d) for d in datasets]
@@ -282,17 +327,17 @@ def _grid(args: argparse.Namespace) -> tuple[list[Any], list[str], list[str]]:
         download=args.download,
         spectrum=args.spectrum,
     )
-    return configs, archs, datasets
+    return configs
 
 
-def _print_accuracy(engine: Any, configs: list[Any], archs: list[str], datasets: list[str]) -> None:
+def _print_accuracy(engine: Any, configs: list[Any]) -> None:
     import storage
-    from reports import accuracy_table, render
+    from reports import accuracy_table, failure_summary, render
 
-    where = storage.RunFilter(
-        methods=sorted({c.method for c in configs}), archs=archs, datasets=datasets
-    )
-    for (arch, dataset), table in accuracy_table(storage.accuracy(engine, where)).items():
+    # Exactly the grid's runs: other budgets or options stored in the same file are not mixed in.
+    where = storage.RunFilter(config_hashes=[c.config_hash() for c in configs])
+    failures = failure_summary(storage.runs(engine, where))
+    for (arch, dataset), table in accuracy_table(storage.accuracy(engine, where), failures).items():
         print(f"\nTest accuracy (%) versus density: {arch} on {dataset}, mean ± std (n)")
         print(render(table, "table"))
 
@@ -301,7 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import storage
     from bench.runner import run_grid
 
-    configs, archs, datasets = _grid(args)
+    configs = _grid(args)
     engine = storage.open_db(args.db)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(args.db)}{workers}")
@@ -317,7 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
     )
-    _print_accuracy(engine, configs, archs, datasets)
+    _print_accuracy(engine, configs)
     return 0
 
 
@@ -325,7 +370,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import storage
     from bench.workers import OptunaSettings, optuna_worker
 
-    configs, archs, datasets = _grid(args)
+    configs = _grid(args)
     engine = storage.open_db(args.db)
     settings = OptunaSettings(
         heartbeat_interval=args.heartbeat_interval,
@@ -337,7 +382,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
     trained = sum(o.status in ("finished", "failed") for o in outcomes)
     print(f"worker done: {trained} runs trained here; the study has no work left")
-    _print_accuracy(engine, configs, archs, datasets)
+    _print_accuracy(engine, configs)
     return 0
 
 

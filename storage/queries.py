@@ -49,9 +49,11 @@ class RunFilter:
     datasets: Sequence[str] | None = None
     densities: Sequence[float] | None = None
     statuses: Sequence[str] | None = None
+    config_hashes: Sequence[str] | None = None  # exactly these runs (a grid's), when given
 
     def apply(self, stmt: Select) -> Select:
         for column, values in (
+            (Run.config_hash, self.config_hashes),
             (Run.method, self.methods),
             (Run.arch, self.archs),
             (Run.dataset, self.datasets),

@@ -1,0 +1,168 @@
+"""Study presets: named, documented grids that re-run a whole study with one command.
+
+A study is a union of blocks; each block is an ordinary grid (the product of its lists, with the
+dense baseline) at its own CPU budget. ``bench run --preset paper-mini`` expands the study named
+``paper-mini`` into configs exactly as ``bench run`` would expand the same lists given by hand,
+so a study's runs are ordinary runs: the same hashes, resumable, shareable between workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.grid import DENSITY_GRID
+
+# The methods the paper compares (Table 1, Figures 2-3) plus the dense baseline, which every
+# grid adds. ``itersnip`` is the monotone variant that the paper ran under the name FORCE
+# (methods-reference.md section 6); both are studied, each under its own name.
+PAPER_METHODS: tuple[str, ...] = (
+    "random",
+    "epl",
+    "snip",
+    "grasp",
+    "force",
+    "itersnip",
+    "synflow",
+    "dctps",
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One grid of a study: archs x datasets x methods x densities x seeds, at one budget."""
+
+    archs: tuple[str, ...]
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    densities: tuple[float, ...]
+    seeds: tuple[int, ...]
+    preset: str = "adam"
+    epochs: int | None = None
+    batch_size: int | None = None
+    train_subset: int | None = None
+    spectrum: bool = False
+    baseline: bool = True
+    why: str = ""
+
+    def size(self) -> int:
+        """Runs in the block, dense baselines included."""
+        per_seed = len(self.methods) * len(self.densities) + (1 if self.baseline else 0)
+        return len(self.archs) * len(self.datasets) * len(self.seeds) * per_seed
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named study: its blocks and the database its results go to unless --db says otherwise."""
+
+    name: str
+    description: str
+    blocks: tuple[Block, ...]
+    db: str
+
+    def size(self) -> int:
+        """Runs in the study (blocks never share a config)."""
+        return sum(block.size() for block in self.blocks)
+
+
+PAPER_MINI_SEEDS = (0, 1, 2)
+
+STUDIES: dict[str, Study] = {
+    "paper-mini": Study(
+        name="paper-mini",
+        description=(
+            "the paper's comparison at CPU scale: every method of the paper over its density grid, "
+            "3 seeds, on digits (MLP) and Fashion-MNIST (LeNet-5 and a quarter-width ResNet18), "
+            "plus the Fixup ResNet-110 failure check; about an hour on 2 cores with --workers 2"
+        ),
+        db="sqlite:///paper-mini.db",
+        blocks=(
+            Block(
+                archs=("mlp",),
+                datasets=("digits",),
+                methods=PAPER_METHODS,
+                densities=DENSITY_GRID,
+                seeds=PAPER_MINI_SEEDS,
+                epochs=50,
+                spectrum=True,
+                why="digits is 8x8: LeNet-5 and the ResNets need 28x28 or more, so digits gets "
+                "its own MLP; 50 epochs is the digits default budget",
+            ),
+            Block(
+                archs=("lenet5",),
+                datasets=("fashion-mnist",),
+                methods=PAPER_METHODS,
+                densities=DENSITY_GRID,
+                seeds=PAPER_MINI_SEEDS,
+                epochs=10,
+                train_subset=5000,
+                spectrum=True,
+                why="LeNet-5 with the paper's batch 64 (Table 4): 5,000 training images, "
+                "10 epochs (790 optimizer steps)",
+            ),
+            Block(
+                archs=("resnet18_w16",),
+                datasets=("fashion-mnist",),
+                methods=PAPER_METHODS,
+                densities=DENSITY_GRID,
+                seeds=PAPER_MINI_SEEDS,
+                epochs=3,
+                train_subset=2000,
+                spectrum=True,
+                why="ResNet18 at a quarter of its width (the CPU cost of the full one is 16x): "
+                "2,000 training images, 3 epochs",
+            ),
+            Block(
+                archs=("fixup_resnet110",),
+                datasets=("fashion-mnist",),
+                methods=("snip", "force", "itersnip", "synflow"),
+                densities=(0.01,),
+                seeds=(0,),
+                epochs=1,
+                train_subset=500,
+                why="claim 3: the saliency methods must fail on Fixup's zero-initialised layers; "
+                "the dense baseline trains one short epoch so the table has its row",
+            ),
+        ),
+    ),
+}
+
+
+def get_study(name: str) -> Study:
+    """The study ``name`` or an error naming the valid ones."""
+    try:
+        return STUDIES[name]
+    except KeyError:
+        raise BenchError(f"unknown study {name!r} (valid: {', '.join(STUDIES)})") from None
+
+
+def study_configs(study: Study, **common: Any) -> list[RunConfig]:
+    """Every config of ``study``, each block expanded by :func:`bench.runner.expand_grid`.
+
+    ``common`` holds the settings that say where runs execute (accelerator, data_dir, download);
+    a block's own spectrum flag is OR-ed with ``common['spectrum']``.
+    """
+    from bench.runner import expand_grid
+
+    spectrum = common.pop("spectrum", False)
+    configs: list[RunConfig] = []
+    for block in study.blocks:
+        configs.extend(
+            expand_grid(
+                archs=block.archs,
+                datasets=block.datasets,
+                method_specs=[(method, {}) for method in block.methods],
+                densities=block.densities,
+                seeds=block.seeds,
+                baseline=block.baseline,
+                preset=block.preset,
+                epochs=block.epochs,
+                batch_size=block.batch_size,
+                train_subset=block.train_subset,
+                spectrum=block.spectrum or spectrum,
+                **common,
+            )
+        )
+    return configs

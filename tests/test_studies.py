@@ -1,0 +1,103 @@
+"""Study presets (``bench run --preset paper-mini``) and the table ``bench run`` ends with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import storage
+from bench import studies
+from bench.cli import main
+from bench.errors import BenchError
+from bench.grid import DENSITY_GRID
+from bench.studies import PAPER_METHODS, STUDIES, Block, Study, study_configs
+
+
+def test_paper_mini_is_the_issues_grid() -> None:
+    study = STUDIES["paper-mini"]
+    configs = study_configs(study)
+    assert len(configs) == study.size() == 3 * (3 * (8 * 10 + 1)) + 5
+    assert len({c.config_hash() for c in configs}) == len(configs)
+    main_blocks = [c for c in configs if c.arch != "fixup_resnet110"]
+    assert {(c.arch, c.dataset) for c in main_blocks} == {
+        ("mlp", "digits"),
+        ("lenet5", "fashion-mnist"),
+        ("resnet18_w16", "fashion-mnist"),
+    }
+    for arch in ("mlp", "lenet5", "resnet18_w16"):
+        block = [c for c in main_blocks if c.arch == arch]
+        assert {c.method for c in block} == {"dense", *PAPER_METHODS}
+        assert {"dense", "random", "epl", "snip", "grasp", "force", "synflow", "dctps"} <= {
+            c.method for c in block
+        }
+        assert sorted({c.density for c in block if c.method != "dense"}) == sorted(DENSITY_GRID)
+        assert {c.seed for c in block} == {0, 1, 2}
+        assert all(c.spectrum for c in block)  # claim 4 needs every run's spectrum
+    fixup = [c for c in configs if c.arch == "fixup_resnet110"]
+    assert {c.method for c in fixup} == {"dense", "snip", "force", "itersnip", "synflow"}
+    # The budget is part of each run's identity, so a changed budget is a new run.
+    lenet = next(c for c in main_blocks if c.arch == "lenet5")
+    assert (lenet.epochs, lenet.train_subset) == (10, 5000)
+
+
+def test_study_preset_rejects_grid_arguments(capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--preset", "paper-mini", "--methods", "snip", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--preset paper-mini defines the whole grid; drop --methods, --epochs" in err
+    assert err[-1] == "\n" and err.count("\n") == 1
+
+
+def test_unknown_study_names_the_valid_ones() -> None:
+    with pytest.raises(BenchError, match=r"unknown study 'nope' \(valid: paper-mini"):
+        studies.get_study("nope")
+
+
+def test_a_study_runs_end_to_end_into_its_own_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'tiny-study.db'}"
+    tiny = Study(
+        name="paper-mini",  # stands in for the real one: the CLI's choices are fixed at import
+        description="two methods, one density",
+        db=db_url,
+        blocks=(
+            Block(
+                archs=("mlp",),
+                datasets=("digits",),
+                methods=("epl", "dctps"),
+                densities=(0.05,),
+                seeds=(0,),
+                epochs=1,
+                train_subset=200,
+                spectrum=True,
+            ),
+        ),
+    )
+    monkeypatch.setitem(STUDIES, "paper-mini", tiny)
+    args = ["run", "--preset", "paper-mini", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"grid: 3 runs -> {db_url}" in out
+    frame = storage.runs(storage.open_db(db_url))
+    assert sorted(frame["method"]) == ["dctps", "dense", "epl"]
+    assert set(frame["status"]) == {"finished"}
+    assert len(storage.spectra(storage.open_db(db_url))["run_id"].unique()) == 3
+
+
+def test_run_table_shows_failures_and_only_this_grid(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    common = ["--db", db_url, "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    # density 2e-6 keeps round(0.17) = 0 weights of the MLP: the allocation fails.
+    grid = ["run", "--methods", "epl", "--densities", "0.1,0.000002", "--train-subset", "200"]
+    assert main([*grid, "--epochs", "1", *common]) == 0
+    out = capsys.readouterr().out
+    epl_row = next(line for line in out.splitlines() if line.startswith("epl "))
+    assert "n/a (" in epl_row and "(1) Δ" in epl_row
+    # The same grid at another budget: its table holds its own runs only (n = 1, not 2).
+    assert main([*grid, "--epochs", "2", *common]) == 0
+    out = capsys.readouterr().out
+    dense_row = next(line for line in out.splitlines() if line.startswith("dense "))
+    assert dense_row.rstrip().endswith("(1)")
+    assert len(storage.runs(storage.open_db(db_url))) == 6
