@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,14 +161,16 @@ def fit_and_test(
     accelerator: str = "cpu",
     progress: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train ``epochs`` epochs, keep the best-validation weights and test them.
 
     Checkpoints (best, and last after every epoch) live in ``run_dir``; when a readable
     ``last.ckpt`` is already there the run resumes from it (an unreadable one, from a process
     killed while writing it, is set aside and the run starts over). ``on_epoch`` receives each
-    epoch's record as the epoch ends. Data sets without test labels (Tiny ImageNet) report the
-    best validation accuracy as their test accuracy, as the paper does.
+    epoch's record as the epoch ends; ``callbacks`` are extra Lightning callbacks (the harness
+    overhead benchmark times training steps with one). Data sets without test labels (Tiny
+    ImageNet) report the best validation accuracy as their test accuracy, as the paper does.
     """
     _quiet_lightning()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +183,7 @@ def fit_and_test(
         accelerator=accelerator,
         devices=1,
         logger=False,
-        callbacks=[best, recorder],
+        callbacks=[best, recorder, *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
