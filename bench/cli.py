@@ -173,6 +173,12 @@ def build_parser() -> Parser:
     report.add_argument(
         "--out", default="report", help="folder to write the report into (default report/)"
     )
+    report.add_argument(
+        "--claims",
+        action="store_true",
+        help="also check the paper's five claims against the results (claims.md and a section "
+        "of index.html; see docs/paper-mini.md)",
+    )
     return parser
 
 
@@ -487,7 +493,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not _db_exists(args.db):
         raise BenchError(f"database {args.db!r} does not exist (run 'bench run' first)")
-    index = build_report(storage.open_db(args.db), Path(args.out))
+    index = build_report(storage.open_db(args.db), Path(args.out), claims=args.claims)
     print(f"report written: {index}")
     return 0
 

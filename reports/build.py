@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,7 @@ from reports.tables import accuracy_table, cost_table, failure_summary, render
 
 TABLE_FORMATS = {"md": "markdown", "csv": "csv", "tex": "latex"}
 FINISHED_OR_FAILED = ("finished", "failed")
+CLAIMS_QUERY = "reports.claims.check_claims(engine)  # storage.runs, spectra, layer_allocation"
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,13 @@ class _Context:
     densities: dict[float, Color]
 
 
-def build_report(engine: Engine, out_dir: Path | str) -> Path:
+def build_report(engine: Engine, out_dir: Path | str, *, claims: bool = False) -> Path:
     """Write every table (Markdown, CSV, LaTeX) and figure (PNG, SVG) of the database's results
-    into ``out_dir`` with an ``index.html`` holding them all; returns the page's path."""
+    into ``out_dir`` with an ``index.html`` holding them all; returns the page's path.
+
+    ``claims``: also check the paper's five claims (:mod:`reports.claims`), as a section of the
+    page and as ``claims.md``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_query = Query("runs")
@@ -93,6 +99,8 @@ def build_report(engine: Engine, out_dir: Path | str) -> Path:
         ),
         Section("Failures", _failure_tables(context, pairs), empty="no run failed"),
     ]
+    if claims:
+        sections.insert(1, Section("The paper's claims, checked", _claim_items(context)))
     intro = (
         f"{len(all_runs)} runs in {storage.display_url(str(engine.url))}. Every table and figure "
         "below is made from the database alone, by the storage query printed under it."
@@ -283,6 +291,27 @@ def _failure_tables(context: _Context, pairs: list[tuple[str, str]]) -> list[Ite
                 queries=[str(query)],
                 counts=f"{frame['run_id'].nunique()} failed runs",
                 files=_write_table(context, table, slug("failures", arch, dataset)),
+            )
+        )
+    return items
+
+
+def _claim_items(context: _Context) -> list[Item]:
+    from reports.claims import CRITERIA, STATEMENTS, check_claims, claims_markdown
+
+    verdicts = check_claims(context.engine)
+    path = context.out_dir / "claims.md"
+    path.write_text(claims_markdown(verdicts), encoding="utf-8")
+    items = []
+    for verdict in verdicts:
+        evidence = "".join(f"<li>{escape(line)}</li>" for line in verdict.evidence)
+        items.append(
+            Item(
+                f"Claim {verdict.number}: {verdict.label}",
+                f"<blockquote>{escape(STATEMENTS[verdict.number])}</blockquote><ul>{evidence}</ul>",
+                queries=[CLAIMS_QUERY],
+                files=[path.name],
+                note=f"Criterion: {CRITERIA[verdict.number]}.",
             )
         )
     return items

@@ -41,6 +41,7 @@ from reports.style import (
     density_ticks,
     format_density,
     method_label,
+    method_marker,
     method_order,
     method_palette,
 )
@@ -192,7 +193,7 @@ def accuracy_figure(
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{arch} on {dataset}")
     handles = [
-        _proxy(method_label(m), color=palette[m], marker="o")
+        _proxy(method_label(m), color=palette[m], marker=method_marker(m))
         for m in method_order(drawn)
     ]  # fmt: skip
     if not baseline.empty:
@@ -212,7 +213,7 @@ def _method_curve(
     y = mean["mean"].reindex(x).to_numpy(dtype=float)
     std = mean["std"].reindex(x).to_numpy(dtype=float)
     label = method_label(method)
-    ax.plot(x, y, marker="o", color=color, label=label, gid=f"mean:{method}")
+    ax.plot(x, y, marker=method_marker(method), color=color, label=label, gid=f"mean:{method}")
     ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, lw=0, gid=f"band:{method}")
     if not lost:
         return

@@ -29,17 +29,33 @@ METHOD_LABELS = {
     "synflow": "SynFlow",
 }
 # Index into seaborn's colour-blind palette of each known method (7, grey, is left out).
+# Orange, vermilion and brown look alike in a small figure, so they go to methods drawn far
+# apart in the paper; EPL, the support DCTpS draws from, is DCTpS's light blue.
 _KNOWN_COLOR_INDEX = {
     "dctps": 0,
     "synflow": 1,
     "force": 2,
-    "epl": 3,
+    "epf": 3,
     "random": 4,
     "snip": 5,
     "grasp": 6,
     "itersnip": 8,
-    "epf": 9,
+    "epl": 9,
 }
+# A marker per known method, so that lines stay apart in grey print and for colour-blind
+# readers; "X" is kept for failures and "v" for zeros at the bottom of log axes.
+METHOD_MARKERS = {
+    "dctps": "o",
+    "synflow": "s",
+    "force": "D",
+    "epf": "<",
+    "random": ">",
+    "snip": "P",
+    "grasp": "*",
+    "itersnip": "h",
+    "epl": "^",
+}
+DEFAULT_MARKER = "o"
 # Classes per data set, for chance accuracy (the database does not store them).
 DATASET_CLASSES = {
     "digits": 10,
@@ -55,6 +71,11 @@ FALLBACK_CLASSES = 10
 def method_label(method: str) -> str:
     """The legend label of ``method``."""
     return METHOD_LABELS.get(method, method)
+
+
+def method_marker(method: str) -> str:
+    """The marker of ``method``'s line (plugins' methods: a circle)."""
+    return METHOD_MARKERS.get(method, DEFAULT_MARKER)
 
 
 def method_order(methods: Iterable[str]) -> list[str]:

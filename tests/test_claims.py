@@ -1,0 +1,197 @@
+"""The paper's claims checked from frames whose verdicts are known by construction."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from reports import claims
+from reports.claims import (
+    claim_1,
+    claim_2,
+    claim_3,
+    claim_4,
+    claim_5,
+    collapse_density,
+    mean_accuracy,
+    zero_spectrum_density,
+)
+
+GRID = [0.1, 0.01, 0.001, 0.0001]
+
+
+def runs_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Rows of (method, density, seed, status, test_acc[, arch[, reason]])."""
+    out = []
+    for i, row in enumerate(rows):
+        method, density, seed, status, acc, *rest = row
+        arch = rest[0] if rest else "mlp"
+        reason = rest[1] if len(rest) > 1 else (None if status == "finished" else "failed")
+        out.append(
+            {
+                "id": i,
+                "method": method,
+                "arch": arch,
+                "dataset": "digits",
+                "seed": seed,
+                "density": density,
+                "status": status,
+                "test_acc": acc if status == "finished" else None,
+                "reason": reason,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def curves(table: dict[str, list[float]], seeds: int = 1) -> pd.DataFrame:
+    """A runs frame with ``table[method]`` = accuracies over GRID (None: a failed run)."""
+    rows: list[tuple] = [("dense", 1.0, s, "finished", 0.95) for s in range(seeds)]
+    for method, accs in table.items():
+        for density, acc in zip(GRID, accs):
+            for seed in range(seeds):
+                status = "failed" if acc is None else "finished"
+                rows.append((method, density, seed, status, acc))
+    return runs_frame(rows)
+
+
+def test_failed_runs_count_as_chance_in_the_mean() -> None:
+    frame = runs_frame([("snip", 0.01, 0, "finished", 0.5), ("snip", 0.01, 1, "failed", None)])
+    acc = mean_accuracy(frame)
+    assert acc["mean"].tolist() == [pytest.approx((0.5 + 0.1) / 2)]
+    assert acc[["n", "failed"]].to_numpy().tolist() == [[2, 1]]
+
+
+def test_collapse_and_zero_spectrum_densities() -> None:
+    curve = pd.Series([0.9, 0.6, 0.12, 0.1], index=GRID)
+    assert collapse_density(curve, 0.1) == 0.001
+    # A density at chance above a good one is not a collapse "all the way down".
+    assert collapse_density(pd.Series([0.1, 0.6, 0.5, 0.4], index=GRID), 0.1) is None
+    assert zero_spectrum_density(pd.Series([1.0, 0.3, 0.0, 0.0], index=GRID)) == 0.001
+    assert zero_spectrum_density(pd.Series([1.0, 0.0, 0.2, 0.0], index=GRID)) == 0.0001
+
+
+def test_claim_1_finds_the_cell_far_from_dense() -> None:
+    close = mean_accuracy(curves({"snip": [0.93, 0.5, 0.2, 0.1]}))
+    assert claim_1(close).holds is True
+    far = mean_accuracy(curves({"snip": [0.93, 0.5, 0.2, 0.1], "grasp": [0.80, 0.5, 0.1, 0.1]}))
+    verdict = claim_1(far)
+    assert verdict.holds is False
+    assert "largest gap -15.00 points (grasp at 0.1)" in verdict.evidence[0]
+
+
+def test_claim_2_holds_only_with_every_part() -> None:
+    good = {
+        "random": [0.9, 0.1, 0.1, 0.1],
+        "epl": [0.9, 0.5, 0.1, 0.1],
+        "dctps": [0.9, 0.8, 0.6, 0.4],
+        "synflow": [0.9, 0.7, 0.5, 0.3],
+    }
+    assert claim_2(mean_accuracy(curves(good))).holds is True
+    # DCTpS second at the lowest density: the claim fails.
+    beaten = {**good, "synflow": [0.9, 0.7, 0.5, 0.45]}
+    assert claim_2(mean_accuracy(curves(beaten))).holds is False
+    # EPL collapses as early as uniform: "uniform first" fails.
+    same = {**good, "epl": [0.9, 0.1, 0.1, 0.1]}
+    verdict = claim_2(mean_accuracy(curves(same)))
+    assert verdict.holds is False
+    assert "collapse density uniform 0.01, EPL 0.01, DCTpS never" in verdict.evidence[-1]
+
+
+def test_claim_3_needs_an_extreme_failure_and_fixup() -> None:
+    rows = [
+        ("force", 0.1, 0, "finished", 0.9),
+        ("force", 0.0001, 0, "failed", None, "mlp", "FORCE step 60/60: all zero"),
+        ("force", 0.01, 0, "failed", None, "fixup_resnet110", "FORCE step 1/60: all zero"),
+        ("itersnip", 0.1, 0, "failed", None, "mlp", "Iter-SNIP step 1/60: zero saliency"),
+        ("itersnip", 0.01, 0, "finished", 0.5, "fixup_resnet110"),
+    ]
+    force, itersnip = claim_3(runs_frame(rows))
+    assert force.holds is True
+    assert "mlp on digits: 1 of 2 runs failed, at densities 0.0001" in force.evidence
+    assert "fixup_resnet110: 1 of 1 runs failed (FORCE step 1/60: all zero)" in force.evidence
+    assert itersnip.holds is False  # no failure at <= 0.001, and Fixup trained
+
+
+def spectra_frame(top: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for method, values in top.items():
+        for density, value in zip(GRID, values):
+            for rank, scale in ((0, 1.0), (1, 0.5)):
+                rows.append(
+                    {
+                        "arch": "mlp",
+                        "dataset": "digits",
+                        "method": method,
+                        "density": density,
+                        "seed": 0,
+                        "rank": rank,
+                        "value": value * scale,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_claim_4_compares_collapse_with_zero_spectrum() -> None:
+    acc = mean_accuracy(
+        curves({"random": [0.9, 0.1, 0.1, 0.1], "epl": [0.9, 0.5, 0.1, 0.1], "dctps": [0.9] * 4})
+    )
+    matching = spectra_frame(
+        {"random": [1.0, 0.0, 0.0, 0.0], "epl": [1.0, 0.4, 0.0, 0.0], "dctps": [0.62] * 4}
+    )
+    assert claim_4(acc, matching).holds is True
+    late = spectra_frame(
+        {"random": [1.0, 0.2, 0.0, 0.0], "epl": [1.0, 0.4, 0.0, 0.0], "dctps": [0.62] * 4}
+    )
+    verdict = claim_4(acc, late)
+    assert verdict.holds is False
+    assert "random: collapses to chance from 0.01, spectrum identically zero from 0.001" in (
+        " ".join(verdict.evidence)
+    )
+    moving = spectra_frame(
+        {
+            "random": [1.0, 0.0, 0.0, 0.0],
+            "epl": [1.0, 0.4, 0.0, 0.0],
+            "dctps": [0.62, 0.6, 0.62, 0.62],
+        }
+    )
+    assert claim_4(acc, moving).holds is False
+
+
+def layers_frame(kept: dict[str, dict[str, float]]) -> pd.DataFrame:
+    rows = []
+    for method, per_layer in kept.items():
+        for density in claims.SHORTCUT_DENSITIES:
+            for name, count in per_layer.items():
+                rows.append(
+                    {
+                        "arch": "resnet18",
+                        "dataset": "digits",
+                        "method": method,
+                        "density": density,
+                        "seed": 0,
+                        "name": name,
+                        "kept": count,
+                        "total": 1000,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_claim_5_checks_shortcuts_and_spread() -> None:
+    uniform = {"conv1": 10, "layer1.conv": 100, "layer4.conv": 1000, "layer2.shortcut.0": 5}
+    equal = {"conv1": 100, "layer1.conv": 110, "layer4.conv": 90, "layer2.shortcut.0": 0}
+    assert claim_5(layers_frame({"synflow": equal, "random": uniform})).holds is True
+    kept_shortcut = {**equal, "layer2.shortcut.0": 3}
+    assert claim_5(layers_frame({"synflow": kept_shortcut, "random": uniform})).holds is False
+    proportional = {**uniform, "layer2.shortcut.0": 0}
+    assert claim_5(layers_frame({"synflow": proportional, "random": uniform})).holds is False
+    # No shortcut layers at all: the claim is not checked there.
+    assert claim_5(layers_frame({"synflow": {"conv1": 5}, "random": {"conv1": 5}})).holds is None
+
+
+def test_markdown_names_statement_verdict_and_criterion() -> None:
+    verdict = claims.Verdict(1, False, ["mlp on digits: dense 95.00%"])
+    text = claims.claims_markdown([verdict])
+    assert text.startswith("### Claim 1: does not hold\n")
+    assert claims.STATEMENTS[1] in text and claims.CRITERIA[1] in text
+    assert "- mlp on digits: dense 95.00%" in text
