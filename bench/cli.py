@@ -348,12 +348,39 @@ def _print_accuracy(engine: Any, configs: list[Any]) -> None:
         print(render(table, "table"))
 
 
+def _describe_study(preset: str) -> None:
+    """Say what a study preset runs, block by block, before it starts."""
+    from bench.studies import STUDIES
+
+    study = STUDIES.get(preset)
+    if study is None:
+        return
+    print(f"study {study.name}: {study.description}")
+    for block in study.blocks:
+        budget = ", ".join(
+            f"{name.replace('_', ' ')} {value}"
+            for name, value in (
+                ("epochs", block.epochs),
+                ("train_subset", block.train_subset),
+                ("batch_size", block.batch_size),
+            )
+            if value is not None
+        )
+        print(
+            f"  {'+'.join(block.archs)} on {'+'.join(block.datasets)}: {block.size()} runs "
+            f"({len(block.methods)} methods x {len(block.densities)} densities x "
+            f"{len(block.seeds)} seeds{' + dense' if block.baseline else ''}; {block.preset}, "
+            f"{budget}) - {block.why}"
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import storage
     from bench.runner import run_grid
 
     configs = _grid(args)
     engine = storage.open_db(args.db)
+    _describe_study(args.preset)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(args.db)}{workers}")
     if args.threads is not None and args.workers == 1:

@@ -69,6 +69,21 @@ class Study:
 
 PAPER_MINI_SEEDS = (0, 1, 2)
 
+
+def _paper_block(arch: str, dataset: str, why: str, **budget: Any) -> Block:
+    """Every paper method over the whole density grid, 3 seeds, spectra stored (claim 4)."""
+    return Block(
+        archs=(arch,),
+        datasets=(dataset,),
+        methods=PAPER_METHODS,
+        densities=DENSITY_GRID,
+        seeds=PAPER_MINI_SEEDS,
+        spectrum=True,
+        why=why,
+        **budget,
+    )
+
+
 STUDIES: dict[str, Study] = {
     "paper-mini": Study(
         name="paper-mini",
@@ -79,40 +94,28 @@ STUDIES: dict[str, Study] = {
         ),
         db="sqlite:///paper-mini.db",
         blocks=(
-            Block(
-                archs=("mlp",),
-                datasets=("digits",),
-                methods=PAPER_METHODS,
-                densities=DENSITY_GRID,
-                seeds=PAPER_MINI_SEEDS,
+            _paper_block(
+                "mlp",
+                "digits",
+                "digits is 8x8: LeNet-5 and the ResNets need 28x28 or more, so digits gets its own "
+                "MLP; 50 epochs is the digits default budget",
                 epochs=50,
-                spectrum=True,
-                why="digits is 8x8: LeNet-5 and the ResNets need 28x28 or more, so digits gets "
-                "its own MLP; 50 epochs is the digits default budget",
             ),
-            Block(
-                archs=("lenet5",),
-                datasets=("fashion-mnist",),
-                methods=PAPER_METHODS,
-                densities=DENSITY_GRID,
-                seeds=PAPER_MINI_SEEDS,
+            _paper_block(
+                "lenet5",
+                "fashion-mnist",
+                "LeNet-5 with the paper's batch 64 (Table 4): 5,000 training images, 10 epochs "
+                "(790 optimizer steps)",
                 epochs=10,
                 train_subset=5000,
-                spectrum=True,
-                why="LeNet-5 with the paper's batch 64 (Table 4): 5,000 training images, "
-                "10 epochs (790 optimizer steps)",
             ),
-            Block(
-                archs=("resnet18_w16",),
-                datasets=("fashion-mnist",),
-                methods=PAPER_METHODS,
-                densities=DENSITY_GRID,
-                seeds=PAPER_MINI_SEEDS,
+            _paper_block(
+                "resnet18_w16",
+                "fashion-mnist",
+                "ResNet18 at a quarter of its width (the full one costs 16x as much): 2,000 "
+                "training images, 3 epochs",
                 epochs=3,
                 train_subset=2000,
-                spectrum=True,
-                why="ResNet18 at a quarter of its width (the CPU cost of the full one is 16x): "
-                "2,000 training images, 3 epochs",
             ),
             Block(
                 archs=("fixup_resnet110",),

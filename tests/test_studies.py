@@ -79,6 +79,7 @@ def test_a_study_runs_end_to_end_into_its_own_database(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"grid: 3 runs -> {db_url}" in out
+    assert "  mlp on digits: 3 runs (2 methods x 1 densities x 1 seeds + dense; adam" in out
     frame = storage.runs(storage.open_db(db_url))
     assert sorted(frame["method"]) == ["dctps", "dense", "epl"]
     assert set(frame["status"]) == {"finished"}
