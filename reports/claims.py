@@ -310,8 +310,8 @@ def claim_5(layers: pd.DataFrame) -> Verdict:
             parts.extend([bool((cut["kept"] == 0).all()), equal])
             verdict.evidence.append(
                 f"{arch} on {dataset} at {density:g}: SynFlow keeps "
-                f"{', '.join(f'{k:g}' for k in cut['kept'])} weights in the {len(cut)} shortcuts; "
-                f"other layers {others['kept'].min():g} to {others['kept'].max():g} "
+                f"{', '.join(f'{k:.3g}' for k in cut['kept'])} weights in the {len(cut)} shortcuts; "
+                f"other layers {others['kept'].min():.4g} to {others['kept'].max():.4g} "
                 f"(coefficient of variation {cv_syn:.2f}; uniform pruning {cv_uni:.2f})"
             )
     verdict.holds = _all(parts)

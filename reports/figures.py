@@ -48,6 +48,7 @@ from reports.style import (
 from reports.tables import FAILURE_COLUMNS, dense_baseline
 
 PANEL_SIZE = (4.4, 3.3)  # inches per panel
+MIN_ACCURACY_SPAN = 0.2  # the y-axis of an accuracy panel shows at least 20 points
 LEGEND_HEIGHT = 0.7  # inches below the panels for the shared legend
 LEGEND_COLUMN_WIDTH = 2.2  # inches per legend column
 LEGEND_ROW_HEIGHT = 0.22  # inches per legend row beyond the two LEGEND_HEIGHT holds
@@ -189,6 +190,7 @@ def accuracy_figure(
         densities = [*acc["density"], *failed["density"]]
         if densities:
             _density_axis(ax, densities)
+        _min_span(ax, MIN_ACCURACY_SPAN)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{arch} on {dataset}")
@@ -203,6 +205,15 @@ def accuracy_figure(
         handles.append(_proxy("chance (1 / classes)", color="0.45", ls=":"))
     _legend(figure, handles)
     return figure
+
+
+def _min_span(ax: Axes, span: float) -> None:
+    """Widen the y-axis to at least ``span`` around its data (a panel of only failures, all at
+    chance, would otherwise zoom into a sliver and label every tick with the same percent)."""
+    low, high = ax.get_ylim()
+    if high - low < span:
+        middle = (low + high) / 2
+        ax.set_ylim(max(0.0, middle - span / 2), max(0.0, middle - span / 2) + span)
 
 
 def _method_curve(
