@@ -308,9 +308,10 @@ def claim_5(layers: pd.DataFrame) -> Verdict:
             cv_uni = _variation(uni[~uni["shortcut"]]["kept"]) if not uni.empty else float("nan")
             equal = None if np.isnan(cv_uni) else cv_syn <= EQUAL_PER_LAYER * cv_uni
             parts.extend([bool((cut["kept"] == 0).all()), equal])
+            in_shortcuts = ", ".join(f"{k:.3g}" for k in cut["kept"])
             verdict.evidence.append(
                 f"{arch} on {dataset} at {density:g}: SynFlow keeps "
-                f"{', '.join(f'{k:.3g}' for k in cut['kept'])} weights in the {len(cut)} shortcuts; "
+                f"{in_shortcuts} weights in the {len(cut)} shortcuts; "
                 f"other layers {others['kept'].min():.4g} to {others['kept'].max():.4g} "
                 f"(coefficient of variation {cv_syn:.2f}; uniform pruning {cv_uni:.2f})"
             )
