@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -152,20 +152,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default=None, help="comma-separated (default lenet5,resnet18)")
     parser.add_argument("--quick", action="store_true", help="lenet5 and resnet18_w16, few steps")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of the two sides")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two sides")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps per epoch (default per arch)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = {
         "lenet5": Setting("lenet5", batch=64, steps=40, epochs=4),
-        "resnet18": Setting("resnet18", batch=128, steps=4, epochs=3),
+        "resnet18": Setting("resnet18", batch=128, steps=8, epochs=3),
         "resnet18_w16": Setting("resnet18_w16", batch=128, steps=8, epochs=3),
     }
     if args.quick:
         settings["lenet5"] = Setting("lenet5", batch=64, steps=20, epochs=3)
     default = "lenet5,resnet18_w16" if args.quick else "lenet5,resnet18"
     names = (args.archs or default).split(",")
+    if args.steps:
+        settings = {k: replace(v, steps=args.steps) for k, v in settings.items()}
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds; "
         "seconds per training step, median over timed epochs"

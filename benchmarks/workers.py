@@ -12,6 +12,7 @@ cost nothing; the ceiling itself is what the machine had to give at that moment.
 
     python benchmarks/workers.py                      # small_cnn, 11 runs, 8 epochs, 1 vs 2
     taskset -c 0,1 python benchmarks/workers.py       # pinned to two cores
+    python benchmarks/workers.py --seeds 4                # 44 runs: a grid, not a handful
     python benchmarks/workers.py --workers 1,2,4 --arch mlp --epochs 15
 """
 
@@ -69,14 +70,16 @@ class Measurement:
     load: tuple[float, float]
 
 
-def measure(workers: int, threads: int, arch: str, epochs: int, root: Path) -> Measurement:
+def measure(
+    workers: int, threads: int, arch: str, epochs: int, seeds: int, root: Path
+) -> Measurement:
     """Run the grid from scratch with ``workers`` processes."""
     configs = expand_grid(
         archs=[arch],
         datasets=["digits"],
         method_specs=[("epl", {}), ("random", {})],
         densities=DENSITIES,
-        seeds=[0],
+        seeds=list(range(seeds)),
         epochs=epochs,
     )
     directory = root / f"w{workers}"
@@ -122,19 +125,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--arch", default="small_cnn", help="model (default small_cnn)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="seeds of the grid (11 runs each): more runs amortise the workers' start-up and "
+        "even out the last runs, as a real grid does",
+    )
     args = parser.parse_args()
     counts = [int(v) for v in args.workers.split(",")]
     cpus = len(os.sched_getaffinity(0))
     print(f"grid: {args.arch}/digits, dense + epl, random x {len(DENSITIES)} densities, "
-          f"{args.epochs} epochs; {args.threads} torch thread(s) per worker; {cpus} CPUs "
-          f"available")  # fmt: skip
+          f"{args.seeds} seed(s), {args.epochs} epochs; {args.threads} torch thread(s) per "
+          f"worker; {cpus} CPUs available")  # fmt: skip
     for n in counts[1:]:
         print(f"machine ceiling now: fixed work in {n} processes runs {ceiling(n):.2f}x faster")
     # Each setting runs in a fresh process, so each pays the start-up (the fork server's imports)
     # that a `bench run --workers N` pays.
     with tempfile.TemporaryDirectory() as tmp:
         rows = [
-            _in_fresh_process(measure, n, args.threads, args.arch, args.epochs, Path(tmp))
+            _in_fresh_process(
+                measure, n, args.threads, args.arch, args.epochs, args.seeds, Path(tmp)
+            )
             for n in counts
         ]
     base = rows[0]
