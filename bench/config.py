@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage import method_spec
+
 HASH_LENGTH = 16
 # Fields that say where or how a run executes but not what it computes: never part of its identity.
 NON_IDENTITY_FIELDS = frozenset({"accelerator", "data_dir", "download", "spectrum"})
@@ -69,10 +71,7 @@ class RunConfig:
     @property
     def method_spec(self) -> str:
         """The CLI spelling ``name:key=value,...`` of the method and its options."""
-        if not self.options:
-            return self.method
-        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.method}:{opts}"
+        return method_spec(self.method, self.options)
 
 
 def _default(f: dataclasses.Field) -> Any:

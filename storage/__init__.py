@@ -19,6 +19,7 @@ from storage.queries import (
     epoch_metrics,
     failures,
     layer_allocation,
+    method_spec,
     runs,
     spectra,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "head_revision",
     "layer_allocation",
     "make_engine",
+    "method_spec",
     "migrate",
     "open_db",
     "runs",

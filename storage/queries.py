@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, Select, select
@@ -36,8 +37,21 @@ RUN_COLUMNS = [
     "resumed",
     "attempts",
 ]
-# Columns that say which run a per-run detail row belongs to.
-RUN_KEYS = (Run.method, Run.arch, Run.dataset, Run.density, Run.seed)
+# Columns that say which run a per-run detail row belongs to. ``options`` is folded into
+# ``method`` by :func:`_frame`, so a method run with other options is a separate series.
+RUN_KEYS = (Run.method, Run.options, Run.arch, Run.dataset, Run.density, Run.seed)
+
+
+def method_spec(method: str, options: Mapping[str, Any] | None) -> str:
+    """``method`` alone, or ``method:key=value,...`` (keys sorted) when it ran with options.
+
+    Runs store only the options that differ from the method's defaults, so the runs of one
+    method at its defaults share one label, and ``epf:within=filter`` never averages into
+    ``epf``. The CLI spells a method the same way.
+    """
+    if not options:
+        return method
+    return f"{method}:" + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class RunFilter:
 
 def runs(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
     """One row per run with the main columns, ordered by id."""
-    stmt = select(*(getattr(Run, c) for c in RUN_COLUMNS)).order_by(Run.id)
+    stmt = select(*(getattr(Run, c) for c in RUN_COLUMNS), Run.options).order_by(Run.id)
     return _frame(engine, stmt, where)
 
 
@@ -92,7 +106,11 @@ def _frame(engine: Engine, stmt: Select, where: RunFilter | None) -> pd.DataFram
     stmt = (where or RunFilter()).apply(stmt)
     with engine.connect() as conn:
         result = conn.execute(stmt)
-        return pd.DataFrame(result.all(), columns=list(result.keys()))
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    if "options" in frame.columns:
+        frame["method"] = [method_spec(m, o) for m, o in zip(frame["method"], frame["options"])]
+        frame = frame.drop(columns="options")
+    return frame
 
 
 def layer_allocation(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -310,3 +311,24 @@ def test_bench_query_prints_every_query_in_every_format(
     assert main(["query", what, "--db", db_url, "--format", fmt, "--method", "epl", "snip"]) == 0
     out = capsys.readouterr().out
     assert out.strip() and ("epl" in out or "snip" in out)
+
+
+def test_a_method_with_options_is_its_own_series(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """epf and epf:within=filter are two methods in every query: never averaged together."""
+    args = ["run", "--methods", "epf", "epf:within=filter", "--densities", "0.1"]
+    args += ["--epochs", "1", "--train-subset", "200", "--db", db_url, "--no-progress"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "\nepf:within=filter " in out and "\nepf " in out
+    engine = storage.open_db(db_url)
+    assert storage.method_spec("epf", {"within": "filter"}) == "epf:within=filter"
+    accuracy = storage.accuracy(engine)
+    assert sorted(accuracy["method"]) == ["dense", "epf", "epf:within=filter"]
+    assert (accuracy["n"] == 1).all()
+    layers = storage.layer_allocation(engine)
+    assert set(layers["method"]) == {"dense", "epf", "epf:within=filter"}
+    # Filters name the registered method and match all of its variants.
+    only_epf = storage.runs(engine, storage.RunFilter(methods=["epf"]))
+    assert sorted(only_epf["method"]) == ["epf", "epf:within=filter"]
