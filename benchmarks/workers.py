@@ -10,9 +10,9 @@ machine's own ceiling: the same fixed torch work done twice in one process, vers
 of two processes at the same time. A workers speed-up close to that ceiling means the claims
 cost nothing; the ceiling itself is what the machine had to give at that moment.
 
-    python benchmarks/workers.py                      # small_cnn, 11 runs, 8 epochs, 1 vs 2
+    python benchmarks/workers.py                      # small_cnn, 44 runs, 8 epochs, 1 vs 2
     taskset -c 0,1 python benchmarks/workers.py       # pinned to two cores
-    python benchmarks/workers.py --seeds 4                # 44 runs: a grid, not a handful
+    python benchmarks/workers.py --seeds 1            # 11 runs: start-up and the tail show
     python benchmarks/workers.py --workers 1,2,4 --arch mlp --epochs 15
 """
 
@@ -128,9 +128,9 @@ def main() -> None:
     parser.add_argument(
         "--seeds",
         type=int,
-        default=1,
-        help="seeds of the grid (11 runs each): more runs amortise the workers' start-up and "
-        "even out the last runs, as a real grid does",
+        default=4,
+        help="seeds of the grid, 11 runs each (default 4: 44 runs, enough to amortise the "
+        "workers' start-up and even out the last runs, as a real grid does)",
     )
     args = parser.parse_args()
     counts = [int(v) for v in args.workers.split(",")]
