@@ -21,6 +21,7 @@ QUERIES = {
     "spectra": "spectra",
     "epochs": "epoch_metrics",
     "failures": "failures",
+    "budgets": "budgets",
 }
 ACCELERATORS = ("cpu", "gpu", "auto")
 # Grid arguments and their defaults; a study preset defines all of them itself.

@@ -87,7 +87,7 @@ def build_report(engine: Engine, out_dir: Path | str, *, claims: bool = False) -
     )
     pairs = sorted(set(zip(all_runs["arch"], all_runs["dataset"])))
     sections = [
-        _summary_section(all_runs, runs_query),
+        _summary_section(all_runs, runs_query, Query("budgets").run(engine)),
         Section("Accuracy versus density (Table 1, left)", _accuracy_tables(context, pairs)),
         Section("Allocation cost (Table 1, right, measured)", _cost_tables(context, pairs)),
         Section("Accuracy versus density (Figures 2, 3)", _accuracy_figure(context)),
@@ -110,20 +110,37 @@ def build_report(engine: Engine, out_dir: Path | str, *, claims: bool = False) -
     return index
 
 
-def _summary_section(all_runs: pd.DataFrame, query: Query) -> Section:
+def _summary_section(all_runs: pd.DataFrame, query: Query, budgets: pd.DataFrame) -> Section:
     if all_runs.empty:
         return Section("Runs", [])
+    items = [_runs_item(all_runs, query)]
+    mixed = budgets.groupby(["arch", "dataset"])["runs"].transform("size") > 1
+    if mixed.any():
+        items.append(
+            Item(
+                "Mixed training budgets",
+                render(budgets[mixed].set_index(["arch", "dataset"]), "html"),
+                queries=[str(Query("budgets"))],
+                counts=f"{int(budgets[mixed]['runs'].sum())} runs",
+                note="These networks and data sets hold runs trained with different budgets; "
+                "the tables and figures below average a method's runs at a density over all "
+                "of them. Put each budget in its own database (--db) to compare like with like.",
+            )
+        )
+    return Section("Runs", items)
+
+
+def _runs_item(all_runs: pd.DataFrame, query: Query) -> Item:
     counts = pd.crosstab(
         [all_runs["arch"], all_runs["dataset"], all_runs["method"]], all_runs["status"]
     )
     counts = counts.reindex(method_order(counts.index.get_level_values("method")), level=2)
-    item = Item(
+    return Item(
         "Runs per status",
         render(counts, "html"),
         queries=[str(query)],
         counts=f"{len(all_runs)} runs",
     )
-    return Section("Runs", [item])
 
 
 def _write_table(context: _Context, table: pd.DataFrame, name: str) -> list[str]:

@@ -197,3 +197,22 @@ def failures(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
         .order_by(Run.id, Failure.id)
     )
     return _frame(engine, stmt, where)
+
+
+BUDGET_KEYS = ("preset", "epochs", "batch_size", "train_subset")
+
+
+def budgets(engine: Engine, where: RunFilter | None = None) -> pd.DataFrame:
+    """Runs per training budget (preset, epochs, batch size, train subset) per arch x dataset.
+
+    Accuracy is aggregated over every run of a method and density, whatever its budget; this
+    query shows where a database mixes budgets (the report warns about it).
+    """
+    stmt = select(Run.arch, Run.dataset, Run.config).order_by(Run.id)
+    frame = _frame(engine, stmt, where)
+    keys = ["arch", "dataset", *BUDGET_KEYS]
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, "runs"])
+    for key in BUDGET_KEYS:
+        frame[key] = [str((config or {}).get(key)) for config in frame["config"]]
+    return frame.groupby(keys).size().rename("runs").reset_index()

@@ -367,3 +367,24 @@ def test_render_keeps_the_query_formats() -> None:
     frame = pd.DataFrame({"a": [1]}, index=pd.Index(["x"], name="method"))
     assert "\\toprule" in reports.render(frame, "latex")
     assert pd.read_csv(io.StringIO(reports.render(frame, "csv")), index_col=0).equals(frame)
+
+
+def test_mixed_budgets_are_counted_and_flagged(
+    tmp_path: Path, report_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'mixed.db'}"
+    grid = ["run", "--methods", "epl", "--densities", "0.1", "--train-subset", "100"]
+    common = ["--db", db_url, "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    for epochs in ("1", "2"):
+        assert main([*grid, "--epochs", epochs, *common]) == 0
+    capsys.readouterr()
+    engine = storage.open_db(db_url)
+    budgets = storage.budgets(engine)
+    assert budgets[["epochs", "train_subset", "runs"]].to_numpy().tolist() == [
+        ["1", "100", 2],
+        ["2", "100", 2],
+    ]
+    page = reports.build_report(engine, tmp_path / "report").read_text()
+    assert "Mixed training budgets" in page and "storage.budgets(engine" in page
+    # One budget per network and data set: no warning.
+    assert "Mixed training budgets" not in (report_dir / "index.html").read_text()
