@@ -388,3 +388,39 @@ def test_mixed_budgets_are_counted_and_flagged(
     assert "Mixed training budgets" in page and "storage.budgets(engine" in page
     # One budget per network and data set: no warning.
     assert "Mixed training budgets" not in (report_dir / "index.html").read_text()
+
+
+def test_each_method_line_has_its_own_marker(accuracy_figure: Figure) -> None:
+    from reports.style import DEFAULT_MARKER, METHOD_MARKERS
+
+    ax = _panel(accuracy_figure, "mlp on digits")
+    for line in _by_gid(ax, "mean:"):
+        method = line.get_gid().split(":")[1]
+        assert line.get_marker() == METHOD_MARKERS.get(method, DEFAULT_MARKER)
+    assert len(set(METHOD_MARKERS.values())) == len(METHOD_MARKERS)
+    assert not {"X", "v"} & set(METHOD_MARKERS.values())  # kept for failures and zeros
+
+
+def test_a_panel_of_failures_only_keeps_a_readable_y_axis() -> None:
+    failures = pd.DataFrame(
+        [
+            ["fixup_resnet110", "cifar10", method, 0.01, 1, 0, "all scores zero"]
+            for method in ("force", "synflow")
+        ],
+        columns=reports.tables.FAILURE_COLUMNS,
+    )
+    aggregated = pd.DataFrame(columns=["arch", "dataset", "method", "density", "mean", "std", "n"])
+    figure = reports.accuracy_figure(aggregated, failures)
+    low, high = figure.axes[0].get_ylim()
+    assert high - low >= 0.2 - 1e-9 and low >= 0.0
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert len(set(labels)) == len(labels)  # no two ticks with the same percent
+
+
+def test_report_with_claims_writes_them(engine: Engine, tmp_path: Path) -> None:
+    page = reports.build_report(engine, tmp_path, claims=True).read_text()
+    claims_md = (tmp_path / "claims.md").read_text()
+    assert "claims, checked" in page and "Claim 1:" in page
+    for number in range(1, 6):
+        assert f"### Claim {number}" in claims_md
+    assert "reports.claims.check_claims(engine)" in page
