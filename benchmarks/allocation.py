@@ -46,7 +46,7 @@ from torch import nn
 import architectures
 import methods
 from methods import AllocationContext, AllocationFailed, CostMeter, PassCounter
-from methods.scoring import default_num_batches, step_counts
+from methods.schedules import step_counts
 
 GOALS = {"synflow": 2.0, "force": 1.2, "itersnip": 1.2, "snip": 1.0, "grasp": 1.0}
 Masks = list[torch.Tensor]
@@ -55,8 +55,11 @@ Masks = list[torch.Tensor]
 # ------------------------------------------------------------------------------------------
 # Data: one generator, so a fresh iterator per step and one long iterator see the same batches
 # ------------------------------------------------------------------------------------------
-def random_context(seed: int, batch: int, dataset: str = "cifar10") -> AllocationContext:
-    """An endless stream of random CIFAR-shaped batches; every new iterator continues it."""
+def random_context(seed: int, batch: int, batches_per_step: int = 1) -> AllocationContext:
+    """An endless stream of random CIFAR-shaped batches; every new iterator continues it.
+
+    ``batches_per_step`` is CIFAR-10's (Table 3: one batch per FORCE/Iter-SNIP step).
+    """
     data = torch.Generator().manual_seed(seed)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -65,14 +68,16 @@ def random_context(seed: int, batch: int, dataset: str = "cifar10") -> Allocatio
             yield x, torch.randint(0, 10, (batch,), generator=data)
 
     return AllocationContext(batches=batches, generator=torch.Generator().manual_seed(seed),
-                             input_shape=(3, 32, 32), num_classes=10, dataset=dataset)
+                             input_shape=(3, 32, 32), num_classes=10,
+                             batches_per_step=batches_per_step)
 
 
 # ------------------------------------------------------------------------------------------
 # The straightforward way
 # ------------------------------------------------------------------------------------------
-def prunable(model: nn.Module) -> list[nn.Parameter]:
-    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+def prunable(model: nn.Module) -> list[torch.Tensor]:
+    """The prunable weights, by the one rule (``architectures.prunable_layers``)."""
+    return [layer.weight for layer in architectures.prunable_layers(model)]
 
 
 def threshold_masks(scores: Masks, k: int, alive: Masks | None = None) -> Masks:
@@ -164,7 +169,7 @@ def straight_iterative(
     total = sum(w.numel() for w in prunable(model))
     dense = [w.detach() for w in prunable(model)]
     masks: Masks | None = None
-    nb = default_num_batches(context.dataset)
+    nb = context.batches_per_step
     for step, k_t in enumerate(step_counts(density, steps, total), start=1):
         net = copy.deepcopy(model).train()  # a fresh dense copy per step
         if masks is not None:
@@ -184,10 +189,12 @@ def straight_iterative(
         alive = None if (force or masks is None) else masks
         positive = sum(int((s[a] > 0).sum()) if a is not None else int((s > 0).sum())
                        for s, a in zip(scores, alive or [None] * len(scores)))
-        if positive == 0 or (positive < k_t and (not force or step == steps)):
+        removed = masks is not None and not all(bool(m.all()) for m in masks)
+        if positive == 0 or (positive < k_t and (step == steps or (removed and not force))):
             raise AllocationFailed(f"step {step}: {positive} positive scores")
-        if force and positive < k_t:
-            masks = None  # the reference keeps everything: next step from the dense weights
+        if positive < k_t:  # the reference keeps everything: FORCE restarts from the dense
+            if force:       # weights; Iter-SNIP, nothing removed yet, removes nothing
+                masks = None
             continue
         masks = threshold_masks(scores, k_t, alive)
         del net, grads, scores

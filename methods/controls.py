@@ -15,7 +15,8 @@
   (DCTpS) are rejected: there is no kept weight to re-initialise.
 
 Both controls leave ``allocate``'s contract intact: exactly ``k`` weights, the model untouched,
-determinism from the seed.
+determinism from the seed. The wrapped method receives the same :class:`~methods.Budget` (so
+its schedule sees the requested density) and keeps its own training learning rate.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torch import nn
 
 from architectures import PrunableLayer, prunable_layers
 from methods.allocation import Allocation
-from methods.base import AllocationContext, Method
+from methods.base import AllocationContext, Budget, Method
 from methods.selection import random_layer_masks
 
 Shuffle = Literal["none", "layer"]
@@ -77,19 +78,14 @@ class Controlled(Method):
     def options(self) -> dict[str, Any]:
         return {**self.method.options(), "shuffle": self.shuffle, "reinit": self.reinit}
 
-    def allocate(
-        self, model: nn.Module, density: float, *, context: AllocationContext | None = None
-    ) -> Allocation:
-        requested = getattr(self.method, "requested", None)  # scheduled methods need d itself
-        if requested is None:
-            return super().allocate(model, density, context=context)
-        with requested(density):
-            return super().allocate(model, density, context=context)
+    def learning_rate(self, optimizer: str, base_lr: float) -> float:
+        return self.method.learning_rate(optimizer, base_lr)
 
     def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+        self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
+        context: AllocationContext,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        masks, info = self.method.select(model, layers, k, context)
+        masks, info = self.method.select(model, layers, budget, context)
         masks = {name: m.detach().to("cpu", torch.bool) for name, m in masks.items()}
         controls: dict[str, Any] = {"shuffle": self.shuffle, "reinit": self.reinit}
         if self.shuffle == "layer":

@@ -4,13 +4,16 @@ The allocation is a data-free random one (EPL by default, as in the paper's sect
 uniform as options) with exact per-layer counts and positions drawn from the run's generator.
 :meth:`DCTpS.transform` makes ``Allocation.apply`` replace every prunable layer by its DCTpS
 version (``W = alpha * D + S``, S trainable on the mask only), with Fixup's alphas for a Fixup
-ResNet (methods-reference.md s.7).
+ResNet (methods-reference.md s.7). DCTpS networks trained with SGD use the base learning rate
+0.03 (paper Table 4's note): the method declares it in ``lr_overrides``, and the harness asks
+``method.learning_rate(optimizer, preset_lr)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -18,7 +21,7 @@ from torch import nn
 from architectures import PrunableLayer, prunable_layers
 from architectures.dctps import FixupAlpha, Impl, fixup_alphas, is_fixup_resnet, to_dctps
 from methods.allocation import Allocation
-from methods.base import AllocationContext
+from methods.base import AllocationContext, Budget
 from methods.registry import register
 from methods.sparse_random import DistributionMethod
 
@@ -33,6 +36,7 @@ class DCTpS(DistributionMethod):
 
     description = "DCTpS: fixed DCT offset plus a random sparse trainable support (EPL default)"
     needs_data = False
+    lr_overrides: ClassVar[Mapping[str, float]] = MappingProxyType({"sgd": 0.03})  # Table 4
 
     def __init__(
         self,
@@ -46,9 +50,10 @@ class DCTpS(DistributionMethod):
         self.distribution = allocation
 
     def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+        self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
+        context: AllocationContext,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        masks, info = super().select(model, layers, k, context)
+        masks, info = super().select(model, layers, budget, context)
         return masks, {**info, "impl": self.impl, "fixup_alpha": self.fixup_alpha}
 
     def transform(self) -> Callable[[nn.Module, Allocation], nn.Module]:

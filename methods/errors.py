@@ -1,4 +1,4 @@
-"""Errors shared by every method."""
+"""Errors of the methods: a failed allocation (a result) versus a broken method (a crash)."""
 
 
 class AllocationFailed(Exception):
@@ -9,5 +9,14 @@ class AllocationFailed(Exception):
         self.reason = reason
 
 
+class MethodContractError(RuntimeError):
+    """A method broke the interface (wrong count, masks not matching the layers): a bug in the
+    method, never a result to store as a failed allocation."""
+
+
 class UnknownMethod(ValueError):
-    """A method name, or an option of a method, that is not registered."""
+    """A method name, an option of a method or an option value that the registry does not accept."""
+
+
+class OptionOutOfRange(UnknownMethod):
+    """An option value outside the range its method declares (``methods.options.Range``)."""

@@ -1,25 +1,36 @@
 """The method registry: a decorator for in-tree methods, entry points and plugin files for the rest.
 
-``get(name, **options)`` builds a method with typed options; ``parse_spec("dctps:allocation=epf")``
-turns the CLI spelling into ``(name, options)`` with values converted to the constructor's types.
+``get(name, **options)`` builds a method with typed options, each checked against the range it
+declares (:mod:`methods.options`); ``parse_spec("dctps:allocation=epf")`` turns the CLI spelling
+into ``(name, options)``, whose values ``get`` converts to the constructor's types.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import sys
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, TypeVar
 
 from methods.base import Method
 from methods.controls import CONTROL_TYPES, with_controls
 from methods.errors import UnknownMethod
+from methods.options import OptionInfo, convert_option, options_of
+
+__all__ = [  # OptionInfo, convert_option and options_of live in methods.options
+    "ENTRY_POINT_GROUP",
+    "OptionInfo",
+    "available",
+    "convert_option",
+    "get",
+    "load_plugin",
+    "method_class",
+    "options_of",
+    "parse_spec",
+    "register",
+]
 
 ENTRY_POINT_GROUP = "paibench.methods"
 
@@ -108,32 +119,12 @@ def method_class(name: str) -> type[Method]:
         raise UnknownMethod(f"unknown method {name!r} (valid: {', '.join(available())})") from None
 
 
-@dataclass(frozen=True)
-class OptionInfo:
-    """One constructor option of a method: name, type annotation text and default."""
-
-    name: str
-    type: Any
-    default: Any
-
-    def describe(self) -> str:
-        return f"{self.name}={self.default!r}"
-
-
-def options_of(cls: type[Method]) -> list[OptionInfo]:
-    """The typed constructor options of ``cls``, in signature order."""
-    hints = typing.get_type_hints(cls.__init__)
-    infos = []
-    for param in inspect.signature(cls.__init__).parameters.values():
-        if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        default = None if param.default is inspect.Parameter.empty else param.default
-        infos.append(OptionInfo(param.name, hints.get(param.name, Any), default))
-    return infos
-
-
 def get(name: str, **options: Any) -> Method:
-    """An instance of method ``name`` with ``options`` converted to the options' types."""
+    """An instance of method ``name`` with ``options`` converted to the options' types.
+
+    Raises :class:`UnknownMethod` for an unknown name, option or value, and its subclass
+    :class:`~methods.errors.OptionOutOfRange` for a value outside the option's declared range.
+    """
     cls = method_class(name)
     known = {info.name: info for info in options_of(cls)}
     converted = {}
@@ -147,48 +138,6 @@ def get(name: str, **options: Any) -> Method:
             raise UnknownMethod(f"unknown option {key!r} for method {cls.name!r} (valid: {valid})")
         converted[key] = convert_option(cls.name, key, value, known[key].type)
     return with_controls(cls(**converted), **controls)
-
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
-
-def convert_option(method: str, key: str, value: Any, annotation: Any) -> Any:
-    """Convert ``value`` (often a CLI string) to ``annotation``, or raise naming valid values."""
-    origin = get_origin(annotation)
-    if origin is Literal:
-        choices = get_args(annotation)
-        for choice in choices:
-            if value == choice or str(value) == str(choice):
-                return choice
-        raise UnknownMethod(
-            f"bad value {value!r} for option {method}:{key} (valid: {', '.join(map(str, choices))})"
-        )
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        return convert_option(method, key, value, args[0]) if len(args) == 1 else value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise UnknownMethod(f"bad value {value!r} for option {method}:{key} (valid: true, false)")
-    if annotation in (int, float):
-        try:
-            number = annotation(value)
-        except (TypeError, ValueError):
-            raise UnknownMethod(
-                f"bad value {value!r} for option {method}:{key} (expected {annotation.__name__})"
-            ) from None
-        if annotation is int and isinstance(value, float) and number != value:
-            raise UnknownMethod(f"bad value {value!r} for option {method}:{key} (expected int)")
-        return number
-    if annotation is str:
-        return str(value)
-    return value
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, str]]:

@@ -10,16 +10,19 @@ gradient summed over the batches' mean losses, a global exact top-k. Unlike the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
 from architectures import PrunableLayer
-from methods.base import AllocationContext, Batch, Method, PassCounter
+from methods.base import AllocationContext, Batch, Budget, Method, PassCounter
+from methods.batches import BatchLog, prune_set
 from methods.errors import AllocationFailed
+from methods.options import Range
 from methods.registry import register
-from methods.scoring import BatchLog, Objective, ScoringCopy, check_scores, prune_set, select_top
+from methods.scoring import Objective, ScoringCopy, check_scores
+from methods.selection import select_top
 
 
 def snip_scores(
@@ -46,13 +49,19 @@ class Snip(Method):
     description = "SNIP: |w * dL/dw| on 10 x classes examples, eval mode, global top-k"
     needs_data = True
 
-    def __init__(self, examples: int | None = None, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        examples: Annotated[int, Range(min=1)] | None = None,
+        batch_size: Annotated[int, Range(min=1)] = 256,
+    ) -> None:
         self.examples = examples
         self.batch_size = batch_size
 
     def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+        self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
+        context: AllocationContext,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        k = int(budget)
         log = BatchLog()
         batches = prune_set(context, self.examples, self.batch_size, log)
         scoring = ScoringCopy(model, layers, context.device)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from architectures import PrunableLayer
-from methods.base import AllocationContext, Method
+from methods.base import AllocationContext, Budget, Method
 from methods.distributions import layer_counts
 from methods.registry import register
 from methods.selection import random_layer_masks, random_positions
@@ -24,9 +24,10 @@ class DistributionMethod(Method):
     distribution: str = "uniform"
 
     def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+        self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
+        context: AllocationContext,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        counts = layer_counts(layers, k, self.distribution)
+        counts = layer_counts(layers, int(budget), self.distribution)
         shapes = {layer.name: layer.weight.shape for layer in layers}
         masks = random_layer_masks(
             shapes, dict(zip(shapes, counts, strict=True)), context.generator
@@ -65,12 +66,13 @@ class EqualPerFilter(DistributionMethod):
         self.within = within
 
     def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+        self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
+        context: AllocationContext,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         if self.within == "layer":
-            masks, info = super().select(model, layers, k, context)
+            masks, info = super().select(model, layers, budget, context)
             return masks, {**info, "within": "layer"}
-        counts = layer_counts(layers, k, self.distribution)
+        counts = layer_counts(layers, int(budget), self.distribution)
         masks = {}
         for layer, count in zip(layers, counts, strict=True):
             rows = layer.out_features
@@ -91,12 +93,13 @@ class Dense(Method):
     description = "Dense baseline (density 1)"
 
     def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
+        self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
+        context: AllocationContext,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         total = sum(layer.numel for layer in layers)
-        if k != total:
+        if budget != total:
             raise ValueError(
-                f"method 'dense' keeps every weight: density must be 1, got k={k} of {total}"
+                f"method 'dense' keeps every weight: density must be 1, got k={budget} of {total}"
             )
         return {
             layer.name: torch.ones(layer.weight.shape, dtype=torch.bool) for layer in layers

@@ -10,29 +10,26 @@ The reference linearises the model in place and restores the signs afterwards; h
 are never touched (the absolute values live in the scoring copy). Differences from the
 reference, all deliberate: float64 (defect 7: float32 overflows on ResNet50 and MobileNetV2);
 exact counts (defect 6); when ``0 < P_t < k_t`` at an intermediate step the kept set is filled
-with zero-score survivors by flat index instead of pruning every zero score; ``P_t = 0``, or
-``P_T < K`` at the last step, raises :class:`AllocationFailed` naming the step.
+with zero-score survivors by flat index instead of pruning every zero score
+(``info["zero_score_fill_steps"]``); ``P_t = 0``, or ``P_T < K`` at the last step, raises
+:class:`AllocationFailed` naming the step. The loop is the shared one of
+:mod:`methods.iterative`; SynFlow supplies only its score (:class:`OnesInput`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
 
 from architectures import PrunableLayer
 from methods.base import AllocationContext, PassCounter
-from methods.errors import AllocationFailed
+from methods.iterative import IterativeMethod, StepScorer
+from methods.options import Range
 from methods.registry import register
-from methods.scoring import (
-    Schedule,
-    ScheduledMethod,
-    ScoringCopy,
-    Survivors,
-    check_scores,
-    step_counts,
-)
+from methods.schedules import Schedule
+from methods.scoring import ScoringCopy
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -79,19 +76,57 @@ def synflow_scores(
         }
 
 
+class OnesInput(StepScorer):
+    """SynFlow's score: ``dR/dw`` with ``R = sum(model(ones))`` on the linearised copy."""
+
+    def __init__(
+        self,
+        method: SynFlow,
+        model: nn.Module,
+        layers: list[PrunableLayer],
+        context: AllocationContext,
+    ) -> None:
+        if context.input_shape is None:
+            raise ValueError(
+                "synflow needs the input_shape (C, H, W) of one example in its AllocationContext"
+            )
+        self.method = method
+        self.context = context
+        self.scoring = synflow_linearised_copy(model, layers, context.device, DTYPES[method.dtype])
+        self.ones = torch.ones(
+            (1, *context.input_shape), dtype=self.scoring.dtype, device=self.scoring.device
+        )
+
+    def gradients(self) -> list[torch.Tensor]:
+        return synflow_gradients(self.scoring, self.ones, self.context.passes)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "steps": self.method.steps,
+            "schedule": self.method.schedule,
+            "dtype": self.method.dtype,
+            "mode": "eval",
+            "input": list(self.ones.shape),
+        }
+
+
 @register("synflow")
-class SynFlow(ScheduledMethod):
+class SynFlow(IterativeMethod):
     """SynFlow, ``steps`` iterations (Table 3: 100, exponential), scored in ``dtype``.
 
     Needs ``context.input_shape`` (the ``(C, H, W)`` of one example) for its all-ones input.
+    Monotone; a step with ``0 < P_t < k_t`` fills up with zero-score survivors by flat index.
     """
 
     description = "SynFlow: iterative |w * dR/dw| on an all-ones input, float64, 100 exp steps"
     needs_data = False
+    label = "SynFlow"
+    monotone = True
+    shortfall = "fill"
 
     def __init__(
         self,
-        steps: int = 100,
+        steps: Annotated[int, Range(min=1)] = 100,
         schedule: Schedule = "exp",
         dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
@@ -99,50 +134,7 @@ class SynFlow(ScheduledMethod):
         self.schedule = schedule
         self.dtype = dtype
 
-    def select(
-        self, model: nn.Module, layers: list[PrunableLayer], k: int, context: AllocationContext
-    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        if context.input_shape is None:
-            raise ValueError(
-                "synflow needs the input_shape (C, H, W) of one example in its AllocationContext"
-            )
-        total = sum(layer.numel for layer in layers)
-        counts = step_counts(self.density_for(k, total), self.steps, total, self.schedule)
-        scoring = synflow_linearised_copy(model, layers, context.device, DTYPES[self.dtype])
-        ones = torch.ones((1, *context.input_shape), dtype=scoring.dtype, device=scoring.device)
-        survivors = Survivors(scoring.weights)
-        filled: list[int] = []
-        steps = len(counts)
-        for step, k_t in enumerate(counts, start=1):
-            grads = synflow_gradients(scoring, ones, context.passes)
-            with torch.no_grad():
-                scores = survivors.gather(scoring.weights, grads)
-                scoring.zero_grad()
-                del grads
-                positive = check_scores(scores, f"SynFlow step {step}/{steps}")
-                if positive == 0:
-                    raise AllocationFailed(
-                        f"SynFlow step {step}/{steps}: all {len(survivors)} candidate scores "
-                        "are zero"
-                    )
-                if positive < k_t:
-                    if step == steps:
-                        raise AllocationFailed(
-                            f"SynFlow step {step}/{steps}: only {positive} positive scores "
-                            f"for k = {k_t}"
-                        )
-                    filled.append(step)
-                removed = survivors.keep_top(scores, k_t)
-                del scores
-                for weight, index in zip(scoring.weights, removed):
-                    weight.view(-1)[index] = 0
-                del removed  # not held through the next forward/backward
-        info = {
-            "steps": steps,
-            "schedule": self.schedule,
-            "dtype": self.dtype,
-            "mode": "eval",
-            "input": [1, *context.input_shape],
-            "zero_score_fill_steps": filled,
-        }
-        return scoring.as_masks(survivors.masks(scoring.weights)), info
+    def scorer(
+        self, model: nn.Module, layers: list[PrunableLayer], context: AllocationContext
+    ) -> StepScorer:
+        return OnesInput(self, model, layers, context)

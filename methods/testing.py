@@ -11,7 +11,10 @@ or parametrises pytest over :func:`methods.available` as ``tests/test_conformanc
 
 - exactly ``k = round(d * N)`` weights on every model and density that does not fail with
   :class:`AllocationFailed` (a failure is a legitimate result, e.g. Iter-SNIP's zero saliency,
-  but it must be deterministic, and at least one allocation must succeed);
+  but it must be deterministic, and at least one allocation must succeed); a wrong count is
+  the :class:`~methods.MethodContractError` ``allocate`` raises, reported here;
+- ``select(model, layers, budget, context)`` also accepts a plain int ``k`` for ``budget`` (a
+  :class:`~methods.Budget` is an int; the density is then ``k / N``) and keeps ``k``;
 - masks keyed by the prunable parameters' names in layer order, CPU ``bool`` tensors of the
   weights' shapes;
 - determinism: the same seed gives identical masks (and the same failure);
@@ -35,7 +38,7 @@ from torch import nn
 import architectures
 from methods.allocation import Allocation
 from methods.base import AllocationContext, Method, target_count
-from methods.errors import AllocationFailed
+from methods.errors import AllocationFailed, MethodContractError
 from methods.registry import get
 
 DEFAULT_MODELS = ("mlp", "small_cnn")
@@ -71,11 +74,13 @@ def synthetic_context(
     num_classes: int = NUM_CLASSES,
     batch_size: int = 128,
     dataset: str | None = None,
+    batches_per_step: int = 1,
 ) -> AllocationContext:
     """A context with an endless stream of random batches, all drawn from ``seed``.
 
     Batches of 128 like the references' loaders: with much smaller ones the target-logit
     objective leaves whole classifier rows without gradient and Iter-SNIP legitimately fails.
+    ``batches_per_step`` is the data set's (Table 3), as the harness sets it.
     """
     data_generator = torch.Generator().manual_seed(10_007 + seed)
 
@@ -90,6 +95,7 @@ def synthetic_context(
         input_shape=tuple(input_shape),
         num_classes=num_classes,
         dataset=dataset,
+        batches_per_step=batches_per_step,
     )
 
 
@@ -156,6 +162,8 @@ def _allocate(
         return method.allocate(model, density, context=context)
     except AllocationFailed as failure:
         return failure
+    except MethodContractError as error:
+        raise ConformanceError(str(error)) from None
 
 
 def check_method(
@@ -209,10 +217,34 @@ def check_method(
                 if not torch.equal(mask, second.masks[name]):
                     raise ConformanceError(f"{where}: the same seed gave different masks")
             report.passed.append(f"{where}: kept {k} of {total}")
+        _check_plain_int(method, model, densities, make_context(seed))
         _check_data_contract(method, model, densities[-1], input_shape, seed)
     if not report.passed:
         raise ConformanceError(f"{method.name}: no allocation succeeded\n{report}")
     return report
+
+
+def _check_plain_int(
+    method: Method, model: nn.Module, densities: Sequence[float], context: AllocationContext
+) -> None:
+    """``select`` called directly with a plain int ``k`` (as old plugins and tests do) keeps
+    exactly ``k``, or fails with :class:`AllocationFailed`."""
+    layers = architectures.prunable_layers(model)
+    total = sum(layer.numel for layer in layers)
+    k = int(target_count(densities[-1], total))
+    where = f"{method.name}.select with a plain int k = {k}"
+    before = _snapshot(model)
+    try:
+        masks, _ = method.select(model, layers, k, context)
+    except AllocationFailed:
+        return
+    finally:
+        for module, flag in zip(model.modules(), before["training"]):
+            module.training = flag  # allocate restores the flags; a bare select may not
+    _check_unchanged(before, model, where)
+    kept = sum(int(mask.sum()) for mask in masks.values())
+    if kept != k:
+        raise ConformanceError(f"{where}: kept {kept} weights")
 
 
 def _check_data_contract(

@@ -21,8 +21,11 @@ from torch import nn
 import architectures
 import methods
 from methods.grasp import grasp_scores
-from methods.scoring import ScoringCopy, Survivors, select_top, step_counts
+from methods.schedules import step_counts
+from methods.scoring import ScoringCopy
+from methods.selection import select_top
 from methods.snip import snip_scores
+from methods.survivors import Survivors
 from methods.synflow import synflow_scores
 from methods.testing import synthetic_context
 
@@ -359,17 +362,20 @@ def test_force_revives_pruned_weights_where_itersnip_cannot() -> None:
     assert revived > 0
 
 
-def test_force_restarts_dense_then_recovers_while_itersnip_fails() -> None:
-    """P = 8 positive scores: k_t > 8 at early steps, K = 6 at the end."""
+def test_force_restarts_dense_and_itersnip_skips_then_both_recover() -> None:
+    """P = 8 positive scores: k_t > 8 at early steps, K = 6 at the end (s.6 failure rule).
+
+    FORCE keeps every weight and restarts from the dense ones; Iter-SNIP, having removed
+    nothing yet, removes nothing. Both then prune from step 3 and give one-shot SNIP's answer."""
     model, data, grad = linear_problem(sparse_inputs=True)
-    allocation = methods.get("force", steps=4).allocate(model, 6 / 24, context=context_of(data))
-    assert allocation.info["dense_restart_steps"] == [1, 2]  # k_t = 17, 12, then 8, 6
     expected = oracle_topk((model[0].weight.detach() * grad).abs().reshape(-1).numpy(), 6)
-    assert (flat(allocation.masks) == expected).all()
-    with pytest.raises(methods.AllocationFailed, match=r"step 1/4: zero saliency"):
-        methods.get("itersnip", steps=4).allocate(model, 6 / 24, context=context_of(data))
-    with pytest.raises(methods.AllocationFailed, match=r"step 4/4: zero saliency"):
-        methods.get("force", steps=4).allocate(model, 9 / 24, context=context_of(data))
+    for name, key in (("force", "dense_restart_steps"), ("itersnip", "skipped_steps")):
+        allocation = methods.get(name, steps=4).allocate(model, 6 / 24, context=context_of(data))
+        assert allocation.info[key] == [1, 2], name  # k_t = 17, 12, then 8, 6
+        assert (flat(allocation.masks) == expected).all(), name
+    for name in ("force", "itersnip"):  # k_4 = 9 > P = 8 at the last step
+        with pytest.raises(methods.AllocationFailed, match=r"step 4/4: zero saliency"):
+            methods.get(name, steps=4).allocate(model, 9 / 24, context=context_of(data))
 
 
 def test_force_cross_entropy_objective_is_recorded_and_differs() -> None:
@@ -383,15 +389,27 @@ def test_force_cross_entropy_objective_is_recorded_and_differs() -> None:
     assert not (flat(ce.masks) == flat(ref.masks)).all()
 
 
-@pytest.mark.parametrize("dataset,expected", [("cifar10", 1), ("cifar100", 10),
-                                              ("tiny-imagenet", 20), ("digits", 1)])
-def test_force_batches_per_step_follow_table_3(dataset: str, expected: int) -> None:
+@pytest.mark.parametrize("per_step", [1, 10, 20])  # Table 3: CIFAR-10, CIFAR-100, Tiny ImageNet
+def test_force_batches_per_step_come_from_the_data_set(per_step: int) -> None:
     model = architectures.build("mlp", 10, input_shape=(1, 8, 8))
-    context = synthetic_context(0, batch_size=16, dataset=dataset)
+    context = synthetic_context(0, batch_size=16, batches_per_step=per_step)
     allocation = methods.get("force", steps=2).allocate(model, 0.5, context=context)
-    assert allocation.info["num_batches"] == expected
-    assert allocation.info["data"]["batches"] == 2 * expected
-    assert allocation.cost.forward_passes == 2 * expected
+    assert allocation.info["num_batches"] == per_step
+    assert allocation.info["data"]["batches"] == 2 * per_step
+    assert allocation.cost.forward_passes == 2 * per_step
+    option = methods.get("force", steps=2, num_batches=3).allocate(
+        model, 0.5, context=synthetic_context(0, batch_size=16, batches_per_step=per_step)
+    )
+    assert option.info["num_batches"] == 3  # the option wins over the data set's default
+
+
+def test_batches_per_step_is_not_looked_up_by_data_set_name() -> None:
+    model = architectures.build("mlp", 10, input_shape=(1, 8, 8))
+    context = synthetic_context(0, batch_size=16, dataset="cifar100")
+    allocation = methods.get("itersnip", steps=2).allocate(model, 0.5, context=context)
+    assert allocation.info["num_batches"] == 1
+    with pytest.raises(ValueError, match="batches_per_step"):
+        methods.AllocationContext(batches_per_step=0)
 
 
 # ------------------------------------------------------------------------------------------
