@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -62,11 +63,15 @@ class AllocationContext:
     batches_per_step: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.batches_per_step, bool) or not (
-            isinstance(self.batches_per_step, int) and self.batches_per_step >= 1
-        ):
-            raise ValueError(f"batches_per_step must be an integer >= 1, got "
-                             f"{self.batches_per_step!r}")
+        try:
+            per_step = operator.index(self.batches_per_step)
+        except TypeError:
+            per_step = 0
+        if isinstance(self.batches_per_step, bool) or per_step < 1:
+            raise ValueError(
+                f"batches_per_step must be an integer >= 1, got {self.batches_per_step!r}"
+            )
+        self.batches_per_step = per_step
 
     def iter_batches(self) -> Iterator[Batch]:
         """A fresh iterator over this context's batches."""

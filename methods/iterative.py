@@ -196,6 +196,7 @@ class IterativeMethod(Method):
         self, model: nn.Module, layers: list[PrunableLayer], budget: Budget,
         context: AllocationContext,
     ) -> tuple[Masks, dict[str, Any]]:
+        """Run the schedule for ``budget`` (its requested density; ``k / N`` for a plain int)."""
         budget = as_budget(budget, sum(layer.numel for layer in layers))
         counts = step_counts(budget.density, self.steps, budget.total, self.schedule)
         scorer = self.scorer(model, layers, context)
@@ -211,7 +212,7 @@ class IterativeMethod(Method):
                     scores = candidates.scores(grads)
                     del grads
                     scoring.zero_grad()
-                    where = f"{self.label} step {step}/{steps}"
+                    where = f"{self.label or self.name} step {step}/{steps}"
                     positive = check_scores(scores, where)
                     if positive < k_t:
                         self._shortfall(where, step == steps, positive, k_t, candidates)
