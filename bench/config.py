@@ -8,11 +8,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage import method_spec
+from bench.options import option, positive_int
+from bench.presets import PRESETS
+from storage.spec import method_spec
 
 HASH_LENGTH = 16
 # Fields that say where or how a run executes but not what it computes: never part of its identity.
 NON_IDENTITY_FIELDS = frozenset({"accelerator", "data_dir", "download", "spectrum"})
+ACCELERATORS = ("cpu", "gpu", "auto")
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class RunConfig:
     """One run: model, data, method with options, density, seed and training budget.
 
     ``options`` holds only the options the user gave that differ from the method's defaults
-    (see :func:`bench.runner.resolve_config`), so spelling a default out loud, or a later release
+    (see :meth:`bench.grid.GridSpec.configs`), so spelling a default out loud, or a later release
     adding an option with a default, leaves the hash of every existing run unchanged.
     """
 
@@ -30,14 +33,26 @@ class RunConfig:
     density: float
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
-    preset: str = "adam"
-    epochs: int | None = None
-    batch_size: int | None = None
-    train_subset: int | None = None
-    accelerator: str = "cpu"
-    data_dir: str | None = None
-    download: bool = False
-    spectrum: bool = False
+    preset: str = option(
+        "adam", "training protocol of the paper's Table 4", choices=tuple(PRESETS)
+    )
+    epochs: int | None = option(
+        None, "override the preset's epochs (default: the data set's CPU budget, else the "
+        "preset's)", parse=positive_int
+    )
+    batch_size: int | None = option(None, "override the preset's batch size", parse=positive_int)
+    train_subset: int | None = option(
+        None, "train on the first N examples of the training split", parse=positive_int
+    )
+    accelerator: str = option("cpu", "Lightning accelerator", choices=ACCELERATORS)
+    data_dir: str | None = option(None, "where to look for data set files")
+    download: bool = option(False, "allow downloading data sets", flag_only=True)
+    spectrum: bool = option(
+        False,
+        "store the top singular values of the input-output Jacobian at initialisation (after "
+        "pruning, before training) of every run trained",
+        flag_only=True,
+    )
 
     def identity(self) -> dict[str, Any]:
         """The canonical content of the config: identity fields whose value is not the default."""
@@ -83,6 +98,9 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def stream_seed(seed: int, stream: str) -> int:
-    """A seed for one independent random stream of a run (init, allocation, ...)."""
+    """A seed for one independent random stream of a run (init, allocation, data, ...).
+
+    The one rule for splitting a run's seed: SHA-256 of ``"<seed>/<stream>"``, 63 bits.
+    """
     digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF

@@ -1,9 +1,10 @@
 """Study presets: named, documented grids that re-run a whole study with one command.
 
-A study is a union of blocks; each block is an ordinary grid (the product of its lists, with the
-dense baseline) at its own CPU budget. ``bench run --preset paper-mini`` expands the study named
-``paper-mini`` into configs exactly as ``bench run`` would expand the same lists given by hand,
-so a study's runs are ordinary runs: the same hashes, resumable, shareable between workers.
+A study is a union of blocks; each block is an ordinary grid (a :class:`~bench.grid.GridSpec`,
+with the dense baseline) at its own CPU budget. ``bench run --study paper-mini`` expands the
+study named ``paper-mini`` into configs exactly as ``bench run`` would expand the same lists
+given by hand, so a study's runs are ordinary runs: the same hashes, resumable, shareable
+between workers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.grid import DENSITY_GRID
+from bench.grid import DENSITY_GRID, GridSpec
 
 # The methods the paper compares (Table 1, Figures 2-3) plus the dense baseline, which every
 # grid adds. ``itersnip`` is the monotone variant that the paper ran under the name FORCE
@@ -32,25 +33,25 @@ PAPER_METHODS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Block:
-    """One grid of a study: archs x datasets x methods x densities x seeds, at one budget."""
+    """One grid of a study at its own budget, and why it was chosen."""
 
-    archs: tuple[str, ...]
-    datasets: tuple[str, ...]
-    methods: tuple[str, ...]
-    densities: tuple[float, ...]
-    seeds: tuple[int, ...]
-    preset: str = "adam"
-    epochs: int | None = None
-    batch_size: int | None = None
-    train_subset: int | None = None
-    spectrum: bool = False
-    baseline: bool = True
+    grid: GridSpec
     why: str = ""
 
     def size(self) -> int:
         """Runs in the block, dense baselines included."""
-        per_seed = len(self.methods) * len(self.densities) + (1 if self.baseline else 0)
-        return len(self.archs) * len(self.datasets) * len(self.seeds) * per_seed
+        return self.grid.size()
+
+    def budget(self) -> str:
+        """The block's budget in words, e.g. ``adam, epochs 10, train subset 5000``."""
+        settings = self.grid.settings
+        parts = [settings.get("preset", "adam")]
+        parts += [
+            f"{name.replace('_', ' ')} {settings[name]}"
+            for name in ("epochs", "train_subset", "batch_size")
+            if settings.get(name) is not None
+        ]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,15 @@ PAPER_MINI_SEEDS = (0, 1, 2)
 
 def _paper_block(arch: str, dataset: str, why: str, **budget: Any) -> Block:
     """Every paper method over the whole density grid, 3 seeds, spectra stored (claim 4)."""
-    return Block(
-        archs=(arch,),
-        datasets=(dataset,),
+    grid = GridSpec(
         methods=PAPER_METHODS,
         densities=DENSITY_GRID,
         seeds=PAPER_MINI_SEEDS,
-        spectrum=True,
-        why=why,
-        **budget,
+        archs=(arch,),
+        datasets=(dataset,),
+        settings={"spectrum": True, **budget},
     )
+    return Block(grid, why)
 
 
 STUDIES: dict[str, Study] = {
@@ -118,13 +118,14 @@ STUDIES: dict[str, Study] = {
                 train_subset=2000,
             ),
             Block(
-                archs=("fixup_resnet110",),
-                datasets=("fashion-mnist",),
-                methods=("snip", "force", "itersnip", "synflow"),
-                densities=(0.01,),
-                seeds=(0,),
-                epochs=1,
-                train_subset=500,
+                GridSpec(
+                    methods=("snip", "force", "itersnip", "synflow"),
+                    densities=(0.01,),
+                    seeds=(0,),
+                    archs=("fixup_resnet110",),
+                    datasets=("fashion-mnist",),
+                    settings={"epochs": 1, "train_subset": 500},
+                ),
                 why="claim 3: the saliency methods must fail on Fixup's zero-initialised layers; "
                 "the dense baseline trains one short epoch so the table has its row",
             ),
@@ -142,30 +143,14 @@ def get_study(name: str) -> Study:
 
 
 def study_configs(study: Study, **common: Any) -> list[RunConfig]:
-    """Every config of ``study``, each block expanded by :func:`bench.runner.expand_grid`.
+    """Every config of ``study``, each block expanded as ``bench run`` expands a grid.
 
     ``common`` holds the settings that say where runs execute (accelerator, data_dir, download);
     a block's own spectrum flag is OR-ed with ``common['spectrum']``.
     """
-    from bench.runner import expand_grid
-
     spectrum = common.pop("spectrum", False)
     configs: list[RunConfig] = []
     for block in study.blocks:
-        configs.extend(
-            expand_grid(
-                archs=block.archs,
-                datasets=block.datasets,
-                method_specs=[(method, {}) for method in block.methods],
-                densities=block.densities,
-                seeds=block.seeds,
-                baseline=block.baseline,
-                preset=block.preset,
-                epochs=block.epochs,
-                batch_size=block.batch_size,
-                train_subset=block.train_subset,
-                spectrum=block.spectrum or spectrum,
-                **common,
-            )
-        )
+        own = block.grid.settings.get("spectrum", False)
+        configs.extend(block.grid.with_settings(**common, spectrum=own or spectrum).configs())
     return configs

@@ -1,7 +1,7 @@
 """Grid wall time with 1 worker process versus N, side by side (issue 7: >= 1.7x with 2 on 2 cores).
 
 Each setting runs the same grid from scratch (fresh SQLite file and checkpoint directory)
-through :func:`bench.workers.run_parallel` in a fresh process, so both pay the same start-up,
+through :func:`bench.scheduling.pool.run_grid` in a fresh process, so both pay the same start-up,
 and every worker has the same number of torch threads (1 by default): the ratio measures how
 well the claims spread a grid over processes, not how torch threads scale.
 
@@ -23,15 +23,17 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 import storage
-from bench.runner import ClaimPolicy, expand_grid
-from bench.workers import run_parallel
+from bench.grid import GridSpec
+from bench.scheduling.pool import run_grid
+from bench.settings import QueueSettings
 from storage.schema import Run
 
 DENSITIES = [0.1, 0.05, 0.02, 0.01, 0.005]
@@ -74,33 +76,34 @@ def measure(
     workers: int, threads: int, arch: str, epochs: int, seeds: int, root: Path
 ) -> Measurement:
     """Run the grid from scratch with ``workers`` processes."""
-    configs = expand_grid(
-        archs=[arch],
-        datasets=["digits"],
-        method_specs=[("epl", {}), ("random", {})],
-        densities=DENSITIES,
-        seeds=list(range(seeds)),
-        epochs=epochs,
-    )
+    configs = GridSpec(
+        methods=("epl", "random"),
+        densities=tuple(DENSITIES),
+        seeds=tuple(range(seeds)),
+        archs=(arch,),
+        settings={"epochs": epochs},
+    ).configs()
     directory = root / f"w{workers}"
     directory.mkdir()
     engine = storage.open_db(f"sqlite:///{directory / 'bench.db'}")
     load, start = os.getloadavg()[0], time.perf_counter()
-    outcomes = run_parallel(
+    outcomes = run_grid(
         configs,
         engine,
         directory / "runs",
         workers=workers,
         threads=threads,
-        policy=ClaimPolicy(poll=0.2),
+        settings=QueueSettings(poll=0.2),
         show_progress=False,
         echo=lambda line: None,
     )
     seconds = time.perf_counter() - start
     assert all(o.status == "finished" for o in outcomes), [o.status for o in outcomes]
     with engine.connect() as conn:
-        counts = conn.execute(select(func.count()).select_from(Run).group_by(Run.worker))
-        runs_per_worker = sorted((n for (n,) in counts), reverse=True)
+        holders = conn.execute(select(Run.worker)).scalars().all()
+    # A holder is ``trial-N@host:pid``: count the runs of each worker process.
+    per_pid = Counter(holder.rsplit(":", 1)[1] for holder in holders if holder)
+    runs_per_worker = sorted(per_pid.values(), reverse=True)
     return Measurement(workers, seconds, runs_per_worker, (load, os.getloadavg()[0]))
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, Select, select
@@ -17,6 +16,7 @@ from storage.schema import (
     Run,
     SpectrumValue,
 )
+from storage.spec import method_spec
 
 RUN_COLUMNS = [
     "id",
@@ -40,18 +40,6 @@ RUN_COLUMNS = [
 # Columns that say which run a per-run detail row belongs to. ``options`` is folded into
 # ``method`` by :func:`_frame`, so a method run with other options is a separate series.
 RUN_KEYS = (Run.method, Run.options, Run.arch, Run.dataset, Run.density, Run.seed)
-
-
-def method_spec(method: str, options: Mapping[str, Any] | None) -> str:
-    """``method`` alone, or ``method:key=value,...`` (keys sorted) when it ran with options.
-
-    Runs store only the options that differ from the method's defaults, so the runs of one
-    method at its defaults share one label, and ``epf:within=filter`` never averages into
-    ``epf``. The CLI spells a method the same way.
-    """
-    if not options:
-        return method
-    return f"{method}:" + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 @dataclass(frozen=True)

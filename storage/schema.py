@@ -69,9 +69,10 @@ class Run(Base):
     epochs: Mapped[int | None] = mapped_column(Integer)
     train_seconds: Mapped[float | None] = mapped_column(Float)
     resumed: Mapped[bool] = mapped_column(default=False)
-    # ``host:pid`` of the process that claimed the run last; ``attempts`` counts the claims and
-    # fences writes (a worker only writes while the row still carries its attempt number), and
-    # ``heartbeat_at`` says the holder is alive, so a dead worker's run can be taken over.
+    # Who claimed the run last, ``trial-<Optuna trial id>@host:pid``: Optuna's heartbeat on that
+    # trial says whether the holder is alive. ``attempts`` counts the claims and fences writes (a
+    # worker only writes while the row still carries its attempt number); ``heartbeat_at`` is the
+    # time of the holder's last write.
     worker: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,5 +1,6 @@
 """Grids that survive: nothing trained twice, failures recorded, SIGKILLed runs resumed from
-their last checkpoint, stale claims taken over, and the Jacobian spectrum at initialisation."""
+their last checkpoint (the dead run handed on by Optuna's heartbeat), stale claims taken over,
+and the Jacobian spectrum at initialisation."""
 
 from __future__ import annotations
 
@@ -13,29 +14,39 @@ from pathlib import Path
 
 import pytest
 import torch
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 import architectures
 import methods
 import storage
-from bench import runner
+from bench import pipeline
 from bench.config import RunConfig
-from bench.runner import claim, expand_grid, run_grid
+from bench.grid import GridSpec
+from bench.scheduling.pool import run_grid
+from bench.scheduling.queue import identity
+from bench.settings import QueueSettings
 from bench.spectrum import jacobian_spectrum, spectrum_batch
+from storage.ledger import Ledger, aware
 from storage.schema import EpochMetric, Failure, Run
 
 SMALL = {"epochs": 1, "train_subset": 200}
 
 
+# A dead worker's trial is found stale (and its run handed on) within seconds.
+FAST = QueueSettings(heartbeat_interval=1, grace_period=2, poll=0.2)
+
+
 def grid(methods_: list[tuple[str, dict]], densities: list[float], **common) -> list[RunConfig]:
-    return expand_grid(
-        archs=["mlp"],
-        datasets=["digits"],
-        method_specs=methods_,
-        densities=densities,
-        seeds=[0],
-        **{**SMALL, **common},
+    specs = [name + (":" + ",".join(f"{k}={v}" for k, v in o.items()) if o else "")
+             for name, o in methods_]
+    spec = GridSpec(
+        methods=tuple(specs) or ("dense",),
+        densities=tuple(densities) or (1.0,),
+        archs=("mlp",),
+        datasets=("digits",),
+        settings={**SMALL, **common},
     )
+    return spec.configs()
 
 
 def test_same_grid_twice_trains_nothing_twice(db_url: str, tmp_path: Path) -> None:
@@ -60,14 +71,14 @@ def test_failures_become_rows_and_the_grid_goes_on(
     # density 2e-6 keeps round(0.17) = 0 weights: the allocation fails.
     configs = grid([("epl", {}), ("random", {})], [2e-6, 0.1])
     doomed = next(c for c in configs if c.method == "random" and c.density == 0.1)
-    real_fit = runner.fit_and_test
+    real_fit = pipeline.fit_and_test
 
     def fit(module, datamodule, *, run_dir: Path, **kwargs):
         if run_dir.name == doomed.config_hash():
             raise RuntimeError("the optimizer diverged")
         return real_fit(module, datamodule, run_dir=run_dir, **kwargs)
 
-    monkeypatch.setattr(runner, "fit_and_test", fit)
+    monkeypatch.setattr(pipeline, "fit_and_test", fit)
     outcomes = run_grid(configs, engine, tmp_path / "runs", show_progress=False, echo=print)
     status = {(o.config.method, o.config.density): o.status for o in outcomes}
     assert status == {
@@ -109,6 +120,7 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(db_url: str, tmp_path: P
     runs_dir = tmp_path / "runs"
     # One config (``dense`` is the baseline every grid has), so the relaunch trains only it.
     args = ["--methods", "dense", "--epochs", "4", "--train-subset", "300"]
+    args += ["--heartbeat-interval", "1", "--grace-period", "2"]
     process = _bench_run(db_url, runs_dir, *args)
     deadline = time.monotonic() + 120
     victim: Run | None = None
@@ -126,27 +138,31 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(db_url: str, tmp_path: P
     configs = grid([], [], epochs=4, train_subset=300)
     assert [c.config_hash() for c in configs] == [victim.config_hash]
     lines: list[str] = []
-    (outcome,) = run_grid(configs, engine, runs_dir, show_progress=False, echo=lines.append)
+    (outcome,) = run_grid(
+        configs, engine, runs_dir, settings=FAST, show_progress=False, echo=lines.append
+    )
     assert outcome.status == "finished" and lines[0].startswith("finished")
     with storage.session_scope(engine) as session:
         run = session.get(Run, victim.id)
         assert run.status == "finished" and run.resumed and run.attempts == 2
         assert [m.epoch for m in run.epoch_metrics] == list(range(4))
         first = run.epoch_metrics[0]
-        assert runner._aware(first.recorded_at) < killed_at, "epoch 0 came from the checkpoint"
+        assert aware(first.recorded_at) < killed_at, "epoch 0 came from the checkpoint"
         assert run.best_epoch in range(4) and run.test_acc is not None
         assert session.scalar(select(func.count()).select_from(Run)) == 1
 
 
 def test_stale_running_row_is_taken_over_by_a_relaunch(db_url: str, tmp_path: Path) -> None:
+    """A ``running`` row that no live trial holds (its process died) is taken over at once."""
     engine = storage.open_db(db_url)
     (config,) = grid([("epl", {})], [0.1], **{"epochs": 1})[:1]
-    assert claim(engine, config) != "busy"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    with storage.session_scope(engine) as session:
-        session.execute(update(Run).values(worker=f"{socket.gethostname()}:{dead.pid}"))
-    (outcome,) = run_grid([config], engine, tmp_path / "runs", show_progress=False, echo=print)
+    holder = f"{socket.gethostname()}:{dead.pid}"
+    assert Ledger(engine).claim(identity(config), holder) != "busy"
+    (outcome,) = run_grid(
+        [config], engine, tmp_path / "runs", settings=FAST, show_progress=False, echo=print
+    )
     assert outcome.status == "finished"
     frame = storage.runs(engine)
     assert frame["attempts"].tolist() == [2] and not frame["resumed"].item()
@@ -162,7 +178,7 @@ def test_interrupted_run_is_handed_back(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "fit_and_test", interrupted)
+    monkeypatch.setattr(pipeline, "fit_and_test", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_grid([config], engine, tmp_path / "runs", show_progress=False, echo=print)
     frame = storage.runs(engine)

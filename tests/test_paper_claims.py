@@ -1,4 +1,4 @@
-"""The paper's central claim at CPU scale, through the real harness (bench.runner)."""
+"""The paper's central claim at CPU scale, through the real harness (grid spec, queue, pipeline)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import storage
-from bench.config import RunConfig
-from bench.runner import run_config, validate
+from bench.grid import GridSpec
+from bench.scheduling.pool import run_grid
 
 # Measured with `bench run --methods dctps epl --densities 0.001 --seeds 0,1,2,3,4` (mlp, digits,
 # 50 epochs of Adam): DCTpS 0.440, 0.510, 0.510, 0.535, 0.265 test accuracy on seeds 0-4, Sparse
@@ -20,10 +20,10 @@ MARGIN = 0.15
 def test_dctps_beats_epl_at_density_0001_on_digits(seed: int, tmp_path: Path) -> None:
     engine = storage.open_db(f"sqlite:///{tmp_path / 'claims.db'}")
     accuracy = {}
-    for method in ("dctps", "epl"):
-        config = validate(RunConfig("mlp", "digits", method, 0.001, seed=seed))
-        assert config.epochs == 50
-        outcome = run_config(config, engine, tmp_path / "runs")
+    spec = GridSpec(methods=("dctps", "epl"), densities=(0.001,), seeds=(seed,), baseline=False)
+    configs = spec.configs()
+    assert [(c.arch, c.epochs) for c in configs] == [("mlp", 50), ("mlp", 50)]
+    for outcome in run_grid(configs, engine, tmp_path / "runs", show_progress=False):
         assert outcome.status == "finished", outcome.reason
-        accuracy[method] = outcome.test_acc
+        accuracy[outcome.config.method] = outcome.test_acc
     assert accuracy["dctps"] >= accuracy["epl"] + MARGIN, accuracy

@@ -12,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from known_rows import fill_known_rows
 
 import reports
 import storage
-from reports.testing import fill_known_rows
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from known_rows import LAYER_TOTALS, fill_known_rows
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
@@ -24,7 +25,6 @@ import reports
 import storage
 from bench.cli import main
 from reports.style import chance_accuracy, density_palette, format_density, method_palette
-from reports.testing import LAYER_TOTALS, fill_known_rows
 from storage.schema import AllocationCostRow, Run
 
 

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pg_server import PG_SKIP_REASON, postgres_url, temporary_postgres_database
 from sqlalchemy import Engine, inspect, select, text, update
 
 import storage
 from bench.cli import main
-from bench.config import RunConfig
-from bench.runner import Claim, ClaimPolicy, claim, holder_alive
 from storage.db import VERSION_TABLE, current_revision
-from storage.schema import Base, Run, utcnow
-from storage.testing import PG_SKIP_REASON, postgres_url, temporary_postgres_database
+from storage.ledger import Claim, Ledger
+from storage.rows import EpochRow, RunIdentity
+from storage.schema import Base, Run
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -226,13 +223,22 @@ def test_typed_queries_and_bound_filters(any_url: str) -> None:
 
 # Claims ---------------------------------------------------------------------------------------
 
-CONFIG = RunConfig("mlp", "digits", "epl", 0.1, epochs=1)
+IDENTITY = RunIdentity(
+    config_hash="0123456789abcdef",
+    config={"arch": "mlp", "dataset": "digits", "method": "epl", "density": 0.1, "seed": 0},
+    method="epl",
+    options={},
+    arch="mlp",
+    dataset="digits",
+    seed=0,
+    density=0.1,
+)
 
 
 def _claim_in_process(url: str, barrier, results) -> None:
-    engine = storage.open_db(url)
+    ledger = Ledger(storage.open_db(url))
     barrier.wait()
-    outcome = claim(engine, CONFIG)
+    outcome = ledger.claim(IDENTITY, f"worker:{os.getpid()}")
     results.put(outcome if isinstance(outcome, str) else "claimed")
     barrier.wait()  # stay alive until every contender has looked
 
@@ -255,46 +261,34 @@ def test_concurrent_claims_have_one_winner(any_url: str) -> None:
     assert len(frame) == 1 and frame["attempts"].tolist() == [1]
 
 
-def _dead_pid() -> int:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
+def test_running_rows_are_taken_over_only_when_the_scheduler_says_dead(db_url: str) -> None:
+    """The ledger never probes processes: a held row is taken only from a holder the scheduler
+    declares dead (``alive`` false, or the dead attempt named), or when it was handed back."""
+    ledger = Ledger(storage.open_db(db_url))
+    assert ledger.claim(IDENTITY, "trial-1@h:1") == Claim(1, 1)
+    assert ledger.claim(IDENTITY, "trial-2@h:2") == "busy"  # no scheduler's word: alive
+    assert ledger.claim(IDENTITY, "trial-2@h:2", alive=lambda worker: True) == "busy"
+    seen: list[str | None] = []
 
+    def dead(worker: str | None) -> bool:
+        seen.append(worker)
+        return False
 
-def test_stale_running_rows_are_taken_over_and_live_ones_are_not(db_url: str) -> None:
-    engine = storage.open_db(db_url)
-    policy = ClaimPolicy(stale_after=30)
-    first = claim(engine, CONFIG, policy)
-    assert first == Claim(1, 1)
-    host = socket.gethostname()
-
-    def hold(worker: str, age: float) -> None:
-        with engine.begin() as conn:
-            conn.execute(
-                update(Run).values(
-                    status="running", worker=worker, heartbeat_at=utcnow() - timedelta(seconds=age)
-                )
-            )
-
-    hold(f"{host}:{os.getppid()}", 0)  # a live process on this host: busy, whatever its age
-    assert claim(engine, CONFIG, policy) == "busy"
-    hold(f"{host}:{os.getppid()}", 3600)
-    assert claim(engine, CONFIG, policy) == "busy"
-    hold(f"{host}:{_dead_pid()}", 0)  # its process is gone: taken over at once
-    assert claim(engine, CONFIG, policy) == Claim(1, 2)
-    hold("elsewhere:123", 5)  # another machine with a fresh heartbeat: alive
-    assert claim(engine, CONFIG, policy) == "busy"
-    hold("elsewhere:123", 60)  # ... and with a stale one: dead
-    assert claim(engine, CONFIG, policy) == Claim(1, 3)
-    hold("elsewhere:123", 5)  # a scheduler that saw attempt 3 die may take it over
-    assert claim(engine, CONFIG, policy, takeover_attempt=2) == "busy"
-    assert claim(engine, CONFIG, policy, takeover_attempt=3) == Claim(1, 4)
-    with engine.begin() as conn:
+    assert ledger.claim(IDENTITY, "trial-2@h:2", alive=dead) == Claim(1, 2)
+    assert seen == ["trial-1@h:1"], "asked about the holder of the row"
+    # A scheduler that saw attempt 2 die takes the run over even if it looks alive from here.
+    assert ledger.claim(IDENTITY, "trial-3@h:3", takeover_attempt=1) == "busy"
+    assert ledger.claim(IDENTITY, "trial-3@h:3", takeover_attempt=2) == Claim(1, 3)
+    ledger.release(Claim(1, 3))
+    assert ledger.claim(IDENTITY, "trial-4@h:4") == Claim(1, 4), "a pending row is free"
+    with pytest.raises(storage.LostClaim):  # attempt 3 was taken over: fenced out
+        ledger.record_epoch(Claim(1, 3), EpochRow(0, 1.0, 0.5, 1e-3, 1.0))
+    with ledger.engine.begin() as conn:
         conn.execute(update(Run).values(status="finished"))
-    assert claim(engine, CONFIG, policy) == "done"
-    assert not holder_alive(None, None)
-    with storage.session_scope(engine) as session:
+    assert ledger.claim(IDENTITY, "trial-5@h:5") == "done"
+    with storage.session_scope(ledger.engine) as session:
         assert session.scalar(select(Run.attempts)) == 4
+        assert session.scalar(select(Run.worker)) == "trial-4@h:4"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Study presets (``bench run --preset paper-mini``) and the table ``bench run`` ends with."""
+"""Study presets (``bench run --study paper-mini``) and the table ``bench run`` ends with."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import storage
 from bench import studies
 from bench.cli import main
 from bench.errors import BenchError
-from bench.grid import DENSITY_GRID
+from bench.grid import DENSITY_GRID, GridSpec
 from bench.studies import PAPER_METHODS, STUDIES, Block, Study, study_configs
 
 
@@ -42,9 +42,10 @@ def test_paper_mini_is_the_issues_grid() -> None:
 
 
 def test_study_preset_rejects_grid_arguments(capsys: pytest.CaptureFixture) -> None:
-    assert main(["run", "--preset", "paper-mini", "--methods", "snip", "--epochs", "2"]) == 2
+    assert main(["run", "--study", "paper-mini", "--methods", "snip", "--epochs", "2"]) == 2
     err = capsys.readouterr().err
-    assert "--preset paper-mini defines the whole grid; drop --methods, --epochs" in err
+    needle = "--study paper-mini defines the whole grid and its budget; drop --methods, --epochs"
+    assert needle in err
     assert err[-1] == "\n" and err.count("\n") == 1
 
 
@@ -63,19 +64,18 @@ def test_a_study_runs_end_to_end_into_its_own_database(
         db=db_url,
         blocks=(
             Block(
-                archs=("mlp",),
-                datasets=("digits",),
-                methods=("epl", "dctps"),
-                densities=(0.05,),
-                seeds=(0,),
-                epochs=1,
-                train_subset=200,
-                spectrum=True,
+                GridSpec(
+                    methods=("epl", "dctps"),
+                    densities=(0.05,),
+                    archs=("mlp",),
+                    datasets=("digits",),
+                    settings={"epochs": 1, "train_subset": 200, "spectrum": True},
+                )
             ),
         ),
     )
     monkeypatch.setitem(STUDIES, "paper-mini", tiny)
-    args = ["run", "--preset", "paper-mini", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    args = ["run", "--study", "paper-mini", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"grid: 3 runs -> {db_url}" in out

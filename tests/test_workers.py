@@ -1,8 +1,8 @@
-"""Two workers on one grid, one of them SIGKILLed mid-run: at the end exactly one finished row
+"""Workers on one grid, one of them SIGKILLed mid-run: at the end exactly one finished row
 per config, no duplicates, nothing lost, and the killed run resumed from its checkpoint.
-``bench run --workers 2`` on SQLite, and two ``bench worker`` processes scheduling through
-Optuna on PostgreSQL (the claims underneath are the same code; tests/test_storage.py races them
-on both databases)."""
+``bench run --workers 2`` on SQLite and three ``bench worker`` processes on PostgreSQL, both
+scheduling through Optuna's trials (the claims underneath are the same code;
+tests/test_storage.py races them on both databases). A worker whose parent is SIGKILLed exits."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import PG_SKIP_REASON, postgres_url, temporary_postgres_database
 from sqlalchemy import func, select
 
 import storage
-from bench.runner import expand_grid
-from bench.workers import HASH_ATTR, study_name_for
+from bench.grid import GridSpec
+from bench.scheduling.queue import HASH_ATTR, study_name_for
 from storage.schema import EpochMetric, Failure, Run
-from storage.testing import PG_SKIP_REASON, postgres_url, temporary_postgres_database
 
 EPOCHS = 2
 GRID = ["--methods", "epl", "random", "--densities", "0.1", "--epochs", str(EPOCHS)]
@@ -95,6 +95,7 @@ def _assert_every_config_once(engine, victim: int) -> None:
 def test_local_workers_survive_a_sigkill(db_url: str, tmp_path: Path) -> None:
     runs_dir = tmp_path / "runs"
     args = [*GRID, "--db", db_url, "--runs-dir", str(runs_dir), "--no-progress"]
+    args += ["--heartbeat-interval", "1", "--grace-period", "3"]
     parent = _bench("run", *args, "--workers", "2", log=tmp_path / "run.log")
     engine = storage.open_db(db_url)
     victim, _ = _kill_a_worker_mid_run(engine, runs_dir, [parent])
@@ -121,15 +122,12 @@ def test_optuna_workers_survive_a_sigkill(pg_url: str, tmp_path: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    configs = expand_grid(
-        archs=["mlp"],
-        datasets=["digits"],
-        method_specs=[("epl", {}), ("random", {})],
-        densities=[0.1],
-        seeds=[0],
-        epochs=EPOCHS,
-        train_subset=200,
-    )
+    configs = GridSpec(
+        methods=("epl", "random"),
+        densities=(0.1,),
+        archs=("mlp",),
+        settings={"epochs": EPOCHS, "train_subset": 200},
+    ).configs()
     study = optuna.load_study(
         study_name=study_name_for(configs), storage=storage.engine_url(engine)
     )
@@ -147,23 +145,58 @@ def test_a_run_whose_workers_keep_dying_is_recorded_failed(db_url: str) -> None:
     """After max_retry hand-overs the run is a ``failed`` row (stage ``worker``), not a hang."""
     import optuna
 
-    from bench.runner import claim
-    from bench.workers import ATTEMPT_ATTR, _RetryOrFail
+    from bench.scheduling.queue import ATTEMPT_ATTR, RetryOrFail, identity
+    from storage.ledger import Ledger
 
-    engine = storage.open_db(db_url)
-    (config,) = expand_grid(
-        archs=["mlp"], datasets=["digits"], method_specs=[], densities=[], seeds=[0]
-    )
-    held = claim(engine, config)
+    ledger = Ledger(storage.open_db(db_url))
+    (config,) = GridSpec(methods=("dense",), densities=(1.0,), archs=("mlp",)).configs()
+    held = ledger.claim(identity(config), "trial-0@host:1")
     dead = optuna.trial.create_trial(
         state=optuna.trial.TrialState.FAIL,
         user_attrs={HASH_ATTR: config.config_hash(), ATTEMPT_ATTR: held.attempt},
         system_attrs={"failed_trial": 0, "retry_history": [0, 1]},
     )
-    _RetryOrFail(engine, max_retry=2)(None, dead)  # the third death: no retry left
-    frame = storage.runs(engine)
+    RetryOrFail(ledger, max_retry=2)(None, dead)  # the third death: no retry left
+    frame = storage.runs(ledger.engine)
     assert frame["status"].tolist() == ["failed"]
     assert frame["reason"].item() == "its worker died 3 times (Optuna heartbeat lost)"
-    assert storage.failures(engine)[["stage", "exception_type"]].values.tolist() == [
+    assert storage.failures(ledger.engine)[["stage", "exception_type"]].values.tolist() == [
         ["worker", "WorkerLost"]
     ]
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in ("Z", "X")
+
+
+def test_a_worker_orphaned_by_a_sigkill_of_its_parent_exits(db_url: str, tmp_path: Path) -> None:
+    """``bench run --workers 2`` SIGKILLed: its workers stop within the grace period instead of
+    training on (the relaunch would otherwise race them)."""
+    runs_dir = tmp_path / "runs"
+    args = [*GRID, "--epochs", "50", "--db", db_url, "--runs-dir", str(runs_dir)]
+    args += ["--no-progress", "--heartbeat-interval", "1", "--grace-period", "3"]
+    parent = _bench("run", *args, "--workers", "2", log=tmp_path / "run.log")
+    engine = storage.open_db(db_url)
+    deadline = time.monotonic() + 150
+    pids: set[int] = set()
+    while len(pids) < 2:
+        assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+        assert parent.poll() is None, (tmp_path / "run.log").read_text()
+        with storage.session_scope(engine) as session:
+            workers = session.scalars(select(Run.worker).where(Run.status == "running")).all()
+        pids = {int(w.rsplit(":", 1)[1]) for w in workers if w}
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 3  # the grace period
+    while not all(_pid_gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers {pids} still alive after their parent died"
+        time.sleep(0.05)
+    with storage.session_scope(engine) as session:
+        statuses = session.scalars(select(Run.status)).all()
+    assert "running" in statuses, "the orphans stopped mid-run: their runs are for a relaunch"

@@ -1,4 +1,4 @@
-"""Helpers for tests against a real PostgreSQL server (``PAIBENCH_TEST_PG_URL``)."""
+"""Test fixture: a fresh database on a real PostgreSQL server (``PAIBENCH_TEST_PG_URL``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,278 @@
+"""What each ``bench`` command does, given the parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.grid import GridSpec
+from bench.options import values
+from bench.settings import DEFAULT_URL, QUERIES, LocalPool, QueueSettings, RunPlace, WorkerPlace
+
+# RunConfig settings that say where a run executes; a study accepts them, nothing else.
+PLACE_SETTINGS = ("accelerator", "data_dir", "download", "spectrum")
+
+
+def load_plugins(files: tuple[str, ...] | list[str]) -> None:
+    """Import each plugin file so that its registrations run."""
+    import methods
+
+    for path in files:
+        methods.load_plugin(path)
+
+
+def check_url(url: str) -> str:
+    """``url`` if it names a database with a scheme, else a one-line error."""
+    if "://" not in url:
+        raise BenchError(
+            f"bad database URL {url!r}: a URL needs a scheme (valid: sqlite:///FILE, "
+            "postgresql://USER@HOST/DB)"
+        )
+    return url
+
+
+def grid_of(args: argparse.Namespace) -> tuple[list[RunConfig], str, RunPlace]:
+    """The validated configs the arguments (or the study) describe, and the database URL.
+
+    Everything is checked here, before any file is created.
+    """
+    place = RunPlace(**values(args, RunPlace))
+    load_plugins(place.plugin)
+    settings = values(args, RunConfig)
+    given = values(args, GridSpec)
+    if place.study is not None:
+        from bench.studies import get_study, study_configs
+
+        study = get_study(place.study)
+        extra = [*given, *(k for k in settings if k not in PLACE_SETTINGS)]
+        if extra:
+            flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+            raise BenchError(
+                f"--study {study.name} defines the whole grid and its budget; drop {flags} "
+                "(or leave out --study and give your own grid)"
+            )
+        configs = study_configs(study, **settings)
+        return configs, check_url(place.db or study.db), place
+    configs = GridSpec(**given, settings=settings).configs()
+    return configs, check_url(place.db or DEFAULT_URL), place
+
+
+def _describe_study(name: str | None) -> None:
+    """Say what a study runs, block by block, before it starts."""
+    if name is None:
+        return
+    from bench.studies import get_study
+
+    study = get_study(name)
+    print(f"study {study.name}: {study.description}")
+    for block in study.blocks:
+        grid = block.grid
+        print(
+            f"  {'+'.join(grid.arch_names())} on {'+'.join(grid.datasets)}: {block.size()} runs "
+            f"({len(grid.method_specs())} methods x {len(grid.densities)} densities x "
+            f"{len(grid.seeds)} seeds{' + dense' if grid.baseline else ''}; {block.budget()}) "
+            f"- {block.why}"
+        )
+
+
+def _print_accuracy(engine: Any, configs: list[RunConfig]) -> None:
+    import storage
+    from reports import accuracy_table, failure_summary, render
+
+    # Exactly the grid's runs: other budgets or options stored in the same file are not mixed in.
+    where = storage.RunFilter(config_hashes=[c.config_hash() for c in configs])
+    failures = failure_summary(storage.runs(engine, where))
+    for (arch, dataset), table in accuracy_table(storage.accuracy(engine, where), failures).items():
+        print(f"\nTest accuracy (%) versus density: {arch} on {dataset}, mean ± std (n)")
+        print(render(table, "table"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import storage
+    from bench.scheduling.pool import run_grid
+
+    configs, url, place = grid_of(args)
+    pool = LocalPool(**values(args, LocalPool))
+    engine = storage.open_db(url)
+    _describe_study(place.study)
+    workers = f" with {pool.workers} workers" if pool.workers > 1 else ""
+    print(f"grid: {len(configs)} runs -> {storage.display_url(url)}{workers}")
+    if pool.threads is not None and pool.workers == 1:
+        import torch
+
+        torch.set_num_threads(pool.threads)
+    run_grid(
+        configs,
+        engine,
+        Path(place.runs_dir),
+        workers=pool.workers,
+        threads=pool.threads,
+        settings=QueueSettings(**values(args, QueueSettings)),
+        show_progress=not pool.no_progress,
+    )
+    _print_accuracy(engine, configs)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import storage
+    from bench.pipeline import summary_line
+    from bench.scheduling.queue import QueueWorker, join_grid
+
+    configs, url, place = grid_of(args)
+    ledger = storage.Ledger(storage.open_db(url))
+    settings = QueueSettings(**values(args, QueueSettings))
+    study, enqueued, done = join_grid(
+        ledger, configs, settings, WorkerPlace(**values(args, WorkerPlace)).optuna_study
+    )
+    print(
+        f"study {study.study_name}: enqueued {enqueued}, {done} of {len(configs)} already in "
+        "the database"
+    )
+
+    def say(outcome: Any) -> None:
+        if outcome.status in ("finished", "failed"):
+            print(summary_line(outcome), flush=True)
+
+    outcomes = QueueWorker(
+        ledger, study, settings, Path(place.runs_dir), on_outcome=say
+    ).work()
+    trained = sum(o.status in ("finished", "failed") for o in outcomes)
+    print(f"worker done: {trained} runs trained here; the study has no work left")
+    _print_accuracy(ledger.engine, configs)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    import storage
+
+    if args.db_command == "upgrade":
+        before, after = storage.migrate(storage.make_engine(args.db))
+        where = storage.display_url(args.db)
+        if before == after:
+            print(f"{where}: schema already at revision {after}")
+        else:
+            print(f"{where}: schema upgraded from revision {before or '(new)'} to {after}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import methods
+
+    load_plugins(args.plugin or ())
+    rows = []
+    for name in methods.available():
+        cls = methods.method_class(name)
+        options = ", ".join(o.describe() for o in methods.options_of(cls)) or "-"
+        rows.append(
+            {
+                "method": name,
+                "needs_data": cls.needs_data,
+                "options": options,
+                "origin": cls.origin,
+                "description": cls.description,
+            }
+        )
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def cmd_archs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import architectures
+
+    rows = []
+    for name in architectures.available():
+        arch = architectures.spec(name)
+        shape = _first_accepted(arch)
+        # Counted on the meta device: shapes only, so even ResNet50 costs no memory or init time.
+        count = architectures.summarize(name, 10, input_shape=shape)
+        rows.append(
+            {
+                "arch": name,
+                "weights": count.weights,
+                "bias+BN": count.other,
+                "total": count.total,
+                "prunable layers": count.prunable_layers,
+                "counted at": "x".join(map(str, shape)),
+                "description": arch.description,
+            }
+        )
+    print(pd.DataFrame(rows).to_string(index=False))
+    print("\nCounts with 10 classes (only the classifier depends on the class count).")
+    print("Accepted inputs:")
+    for name in architectures.available():
+        print(f"  {name}: {architectures.spec(name).accepts_text}")
+    return 0
+
+
+def _first_accepted(arch: Any) -> tuple[int, int, int]:
+    for shape in ((3, 32, 32), (1, 28, 28), (1, 8, 8), (3, 64, 64)):
+        if arch.accepts(shape):
+            return shape
+    raise BenchError(f"architecture {arch.name!r} accepts none of the known input shapes")
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import storage
+    from reports import render
+
+    if not _db_exists(args.db):
+        raise BenchError(f"database {args.db!r} does not exist (run 'bench run' first)")
+    engine = storage.open_db(args.db)
+    where = storage.RunFilter(
+        methods=args.method,
+        archs=args.arch,
+        datasets=args.dataset,
+        densities=args.density,
+        statuses=args.status,
+    )
+    frame = getattr(storage, QUERIES[args.what])(engine, where)
+    if args.format in ("table", "markdown", "csv", "latex"):
+        frame = frame.set_index(frame.columns[0]) if args.what == "runs" else frame
+    print(render(frame, args.format))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import storage
+    from reports import build_report
+
+    if not _db_exists(args.db):
+        raise BenchError(f"database {args.db!r} does not exist (run 'bench run' first)")
+    index = build_report(storage.open_db(args.db), Path(args.out), claims=args.claims)
+    print(f"report written: {index}")
+    return 0
+
+
+def _db_exists(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return path in ("", ":memory:") or Path(path).exists()
+    return True
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from bench.listing import datasets_frame
+
+    load_plugins(args.plugin or ())
+    print(datasets_frame().to_string(index=False))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "worker": cmd_worker,
+    "db": cmd_db,
+    "methods": cmd_methods,
+    "archs": cmd_archs,
+    "datasets": cmd_datasets,
+    "query": cmd_query,
+    "report": cmd_report,
+}

@@ -1,0 +1,179 @@
+"""One run, end to end: config -> model -> allocate -> apply -> train -> outcome.
+
+The pipeline imports no database code: it reports what happens through a
+:class:`~bench.recorder.Recorder` as plain rows. A failure of the run (an exception in
+allocation or training) is a result, reported as a failure row and returned; an environment
+error (a bad input, a missing data file), an interrupt or a lost claim propagates, since it
+says nothing about the method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import architectures
+import methods
+from bench.config import RunConfig, stream_seed
+from bench.data import dataset_spec, make_datamodule
+from bench.errors import BenchError
+from bench.recorder import Recorder
+from bench.resolve import training_plan
+from bench.spectrum import jacobian_spectrum, spectrum_batch
+from bench.training import EpochRecord, PaIModule, fit_and_test
+from storage.rows import (
+    AllocationRow,
+    CostRow,
+    EpochRow,
+    FailureRow,
+    LayerRow,
+    LostClaim,
+    ResultRow,
+)
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What happened to one config.
+
+    ``status``: ``finished`` or ``failed`` (trained here), ``skipped`` (already in the database),
+    ``busy`` (held by another live worker, or taken over by one).
+    """
+
+    config: RunConfig
+    status: str
+    test_acc: float | None = None
+    reason: str | None = None
+    skipped: bool = False
+
+
+def traceback_digest(error: BaseException) -> str:
+    """A short SHA-256 of the formatted traceback, so equal crashes can be grouped."""
+    frames = traceback.format_exception(type(error), error, error.__traceback__)
+    return hashlib.sha256("".join(frames).encode()).hexdigest()[:16]
+
+
+def failure_row(stage: str, error: BaseException) -> FailureRow:
+    """The failure row of ``error`` raised at ``stage``."""
+    reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+    return FailureRow(stage, reason, type(error).__name__, traceback_digest(error))
+
+
+def allocation_row(allocation: methods.Allocation, trainable: int) -> AllocationRow:
+    """The plain row of an allocation: counts, layers and cost."""
+    cost = allocation.cost
+    return AllocationRow(
+        kept=allocation.kept,
+        total=allocation.total,
+        achieved_density=allocation.achieved_density,
+        trainable_params=trainable,
+        layers=[LayerRow(layer.name, layer.kept, layer.total) for layer in allocation.layers()],
+        cost=None
+        if cost is None
+        else CostRow(
+            seconds=cost.seconds,
+            peak_bytes=cost.peak_bytes,
+            forward_passes=cost.forward_passes,
+            backward_passes=cost.backward_passes,
+            memory_source=cost.memory_source,
+            info=dict(allocation.info),
+        ),
+    )
+
+
+def _epoch_row(record: EpochRecord) -> EpochRow:
+    return EpochRow(record.epoch, record.train_loss, record.val_acc, record.lr, record.seconds)
+
+
+def run_one(
+    config: RunConfig,
+    recorder: Recorder,
+    runs_dir: Path = DEFAULT_RUNS_DIR,
+    progress: bool = False,
+) -> RunOutcome:
+    """Train the resolved ``config``, reporting to ``recorder``; returns finished or failed."""
+    stage = "setup"
+    try:
+        method = methods.get(config.method, **config.options)
+        plan = training_plan(config, method)
+        spec = dataset_spec(config.dataset)
+        datamodule = make_datamodule(
+            config.dataset,
+            batch_size=plan.batch_size,
+            seed=config.seed,
+            train_subset=config.train_subset,
+            data_dir=config.data_dir,
+            download=config.download,
+        )
+        datamodule.setup()
+        model = architectures.build(
+            config.arch,
+            datamodule.num_classes,
+            input_shape=datamodule.input_shape,
+            seed=stream_seed(config.seed, "init"),
+        )
+        stage = "allocation"
+        context = methods.AllocationContext(
+            batches=datamodule.allocation_batches() if method.needs_data else None,
+            generator=torch.Generator().manual_seed(stream_seed(config.seed, "allocation")),
+            input_shape=datamodule.input_shape,
+            num_classes=datamodule.num_classes,
+            batches_per_step=spec.batches_per_step,
+        )
+        allocation = method.allocate(model, config.density, context=context)
+        model = allocation.apply(model)
+        alpha_init = architectures.dctps_alphas(model)
+        recorder.allocation(allocation_row(allocation, methods.trainable_parameter_count(model)))
+        if config.spectrum:
+            stage = "spectrum"
+            batch = spectrum_batch(datamodule.x_train, stream_seed(config.seed, "spectrum"))
+            recorder.spectrum(jacobian_spectrum(model, batch).tolist())
+        stage = "training"
+        module = PaIModule(model, plan.preset, plan.epochs, plan.lr, datamodule.num_classes)
+        result = fit_and_test(
+            module,
+            datamodule,
+            epochs=plan.epochs,
+            run_dir=runs_dir / config.config_hash(),
+            accelerator=config.accelerator,
+            progress=progress,
+            on_epoch=lambda record: recorder.epoch(_epoch_row(record)),
+        )
+    except (LostClaim, BenchError, FileNotFoundError):
+        raise
+    except Exception as error:
+        row = failure_row(stage, error)
+        recorder.failed(row)
+        return RunOutcome(config, "failed", reason=row.reason)
+    recorder.finished(
+        ResultRow(
+            best_val_acc=result.best_val_acc,
+            test_acc=result.test_acc,
+            train_seconds=result.seconds,
+            epochs=plan.epochs,
+            resumed=result.resumed,
+            best_epoch=result.best_epoch,
+            alpha_init=alpha_init,
+            alpha_final=architectures.dctps_alphas(model),
+        )
+    )
+    return RunOutcome(config, "finished", test_acc=result.test_acc)
+
+
+def summary_line(outcome: RunOutcome) -> str:
+    """The one line printed for each run trained."""
+    config = outcome.config
+    if outcome.status == "finished":
+        detail = f"test_acc={outcome.test_acc:.4f}"
+    else:
+        detail = f"reason: {outcome.reason}"
+    return (
+        f"{outcome.status:8s} {config.arch}/{config.dataset} {config.method_spec:24s} "
+        f"density={config.density:<8g} seed={config.seed} {detail}"
+    )

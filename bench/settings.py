@@ -1,0 +1,102 @@
+"""The settings of the CLI commands that are not part of a run: where, how many, what to load.
+
+Each is a dataclass whose fields declare their own flags (:mod:`bench.options`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.options import option, positive_int
+
+DEFAULT_URL = "sqlite:///bench.db"  # the one in storage.db; repeated here to keep --help fast
+QUERY_FORMATS = ("table", "csv", "markdown", "latex", "json")
+# ``bench query WHAT`` -> the typed query function of ``storage`` that answers it.
+QUERIES = {
+    "runs": "runs",
+    "accuracy": "accuracy",
+    "layers": "layer_allocation",
+    "cost": "allocation_cost",
+    "spectra": "spectra",
+    "epochs": "epoch_metrics",
+    "failures": "failures",
+    "budgets": "budgets",
+}
+RUN_STATUSES = ("pending", "running", "finished", "failed")
+
+
+def _studies() -> tuple[str, ...]:
+    from bench.studies import STUDIES
+
+    return tuple(STUDIES)
+
+
+@dataclass(frozen=True)
+class RunPlace:
+    """Where a grid's results and checkpoints go, and what to load first."""
+
+    study: str | None = option(
+        None,
+        "a study preset that defines the whole grid and its budget, into its own database unless "
+        "--db is given (paper-mini: the paper's comparison at CPU scale; see docs/paper-mini.md)",
+        choices=_studies,
+    )
+    db: str | None = option(
+        None, f"results database URL (default {DEFAULT_URL}; with --study, the study's own file)"
+    )
+    runs_dir: str = option("runs", "where checkpoints are kept")
+    plugin: tuple[str, ...] = option(
+        (),
+        "load a Python file that registers methods, architectures or data sets (repeatable)",
+        metavar="FILE",
+        repeat=True,
+    )
+
+
+@dataclass(frozen=True)
+class LocalPool:
+    """How ``bench run`` uses this machine."""
+
+    workers: int = option(
+        1,
+        "worker processes sharing the database (one torch thread each when the CPUs run out)",
+        parse=positive_int,
+    )
+    threads: int | None = option(
+        None,
+        "torch intra-op threads per run (default: torch's, all cores; with --workers, the cores "
+        "divided among them); 1 is fastest for the small digits models and whenever other "
+        "processes share the CPU",
+        parse=positive_int,
+    )
+    no_progress: bool = option(False, "no progress bar", flag_only=True)
+
+
+@dataclass(frozen=True)
+class WorkerPlace:
+    """How ``bench worker`` joins a grid shared with other machines."""
+
+    optuna_study: str | None = option(
+        None, "Optuna study name (default: one named by the grid, the same on every machine)"
+    )
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Optuna's heartbeat and retries, as ``bench run`` and ``bench worker`` flags."""
+
+    heartbeat_interval: int = option(
+        10, "seconds between heartbeats of a running trial", parse=positive_int
+    )
+    grace_period: int = option(
+        60,
+        "seconds without a heartbeat after which a trial's worker counts as dead and its run "
+        "is handed to another worker (a relaunch after a crash waits this long for it)",
+        parse=positive_int,
+    )
+    max_retry: int = option(
+        3,
+        "times a run is handed on after its worker died before it is recorded failed",
+        parse=positive_int,
+    )
+    poll: float = 1.0  # seconds between looks at the queue while others run
