@@ -204,7 +204,13 @@ def _load_entry_points() -> None:
             if loaded.name not in _ARCHS:
                 register_arch(replace(loaded, origin=origin))
         elif isinstance(loaded, types.ModuleType):
-            continue
+            # Its decorators may have run earlier (another group imported it): relabel what it
+            # defined and still carries its default label.
+            for name, arch in list(_ARCHS.items()):
+                if getattr(
+                    arch.factory, "__module__", None
+                ) == loaded.__name__ and arch.origin == _origin_of(arch.factory):
+                    set_origin(name, origin)
         elif callable(loaded):
             owners = [n for n, s in _ARCHS.items() if s.factory is loaded]
             if owners:

@@ -272,6 +272,13 @@ def _load_entry_points() -> None:
                 register_dataset(replace(loaded, origin=origin))
             continue
         if isinstance(loaded, types.ModuleType):
+            # Its decorators may have run earlier (another group imported it): relabel what it
+            # defined and still carries its default label.
+            for name, spec in list(DATASETS.items()):
+                if spec.module.__module__ == loaded.__name__ and spec.origin == _origin_of(
+                    spec.module
+                ):
+                    set_origin(name, origin)
             continue
         owners = [
             n
