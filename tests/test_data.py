@@ -27,6 +27,7 @@ from bench.data.common import DATA_ENV
 from bench.data.fashion_mnist import DEBIAN_DIR, FILES, FashionMNISTDataModule, read_idx
 from bench.data.tiny_imagenet import TinyImageNetDataModule
 from bench.errors import BenchError
+from reports.style import DATASET_CLASSES, chance_accuracy
 
 # --------------------------------------------------------------------------------------------
 # Writers of the real on-disk formats
@@ -191,6 +192,15 @@ def test_registry_names_and_defaults() -> None:
         (3, 32, 32),
         100,
     )
+
+
+def test_reports_class_counts_agree_with_the_registry() -> None:
+    """reports may not import bench, so reports.style repeats the built-in class counts until
+    runs record theirs; this keeps the copy equal to its home, the data set registry."""
+    assert {
+        n: s.num_classes for n, s in DATASETS.items() if s.origin == "built-in"
+    } == DATASET_CLASSES
+    assert chance_accuracy("cifar100") == 0.01 and chance_accuracy("a-plugin-set", 4) == 0.25
 
 
 def test_batches_per_step_follow_table_3() -> None:
