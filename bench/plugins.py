@@ -60,8 +60,10 @@ class Registered:
 def load_file(path: str | Path) -> Registered:
     """Execute the plugin file ``path`` and return what its decorators registered.
 
-    The file is run once as its own module (through :func:`methods.load_plugin`, which labels
-    the methods); the architectures and data sets it added are labelled ``plugin <file>``.
+    The installed entry points are loaded first (a name the file registers again is an error
+    naming the file). The file is run once as its own module (through
+    :func:`methods.load_plugin`, which labels the methods); the architectures and data sets it
+    added are labelled ``plugin <file>``.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -69,6 +71,7 @@ def load_file(path: str | Path) -> Registered:
     if not path.is_file():
         raise BenchError(f"plugin file {str(path)!r} is not a file")
     path = path.resolve()
+    load_entry_points()  # installed plugins first, so that a clash names the file
     archs_before = set(architectures.available())
     datasets_before = set(bench.data.available())
     try:
@@ -111,18 +114,20 @@ def load_entry_points() -> Registered:
 
     Each registry loads its group once per process; calling this again returns the same names.
     """
-    try:
-        method_names = methods.available()
-        arch_names = architectures.available()
-        dataset_names = bench.data.available()
-    except (methods.UnknownMethod, architectures.UnknownArchitecture) as error:
-        raise BenchError(str(error)) from error
-    except BenchError:
-        raise
-    except Exception as error:  # methods' loader lets an entry point's import error through
-        raise BenchError(
-            f"entry point of group {GROUPS[0]} failed to load: {type(error).__name__}: {error}"
-        ) from error
+    loaders = (methods.available, architectures.available, bench.data.available)
+    names: list[list[str]] = []
+    for group, available in zip(GROUPS, loaders, strict=True):
+        try:
+            names.append(available())
+        except BenchError:
+            raise
+        except (methods.UnknownMethod, architectures.UnknownArchitecture) as error:
+            raise BenchError(str(error)) from error
+        except Exception as error:  # e.g. methods' loader lets an import error through
+            raise BenchError(
+                f"entry points of group {group} failed to load: {type(error).__name__}: {error}"
+            ) from error
+    method_names, arch_names, dataset_names = names
 
     def from_entry_points(origins: dict[str, str]) -> tuple[str, ...]:
         return tuple(sorted(n for n, o in origins.items() if o.startswith("entry point ")))

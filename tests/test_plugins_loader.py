@@ -261,3 +261,29 @@ def test_load_entry_points_without_any_installed() -> None:
     assert found.source == "entry points"
     assert "mlp" not in found.architectures and "digits" not in found.datasets
     assert "random" not in found.methods
+
+
+def test_broken_method_entry_point_and_clashing_builder_name_their_group(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_registries: None
+) -> None:
+    broken = EntryPoint(name="broken", value="paibench_no_such_module", group="paibench.methods")
+    monkeypatch.setattr(method_registry, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(method_registry, "_entry_points_loaded", False)
+    with pytest.raises(
+        BenchError,
+        match=r"^entry points of group paibench.methods failed to load: ModuleNotFoundError: ",
+    ):
+        plugins.load_entry_points()
+    (tmp_path / "paibench_clash_demo.py").write_text(
+        "def builder(num_classes, input_shape):\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    clash = EntryPoint(name="mlp", value="paibench_clash_demo:builder", group="x")
+    monkeypatch.setattr(arch_registry, "entry_points", lambda group: [clash])
+    monkeypatch.setattr(arch_registry, "_entry_points_loaded", False)
+    with pytest.raises(
+        BenchError,
+        match=r"^entry points of group paibench.architectures failed to load: ValueError: "
+        r"architecture 'mlp' is already registered \(by built-in\)$",
+    ):
+        plugins.load_entry_points()

@@ -92,7 +92,9 @@ def _check_spec(spec: DatasetSpec) -> None:
     if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"data set {name!r}: input_shape must be (C, H, W), not {shape!r}")
     if not (isinstance(spec.module.num_classes, int) and spec.module.num_classes >= 1):
-        raise ValueError(f"data set {name!r}: num_classes must be set (got {spec.num_classes!r})")
+        raise ValueError(
+            f"data set {name!r}: num_classes must be set (got {spec.module.num_classes!r})"
+        )
     if not (isinstance(spec.batches_per_step, int) and spec.batches_per_step >= 1):
         raise ValueError(f"data set {name!r}: batches_per_step must be an int >= 1")
     if spec.default_epochs is not None and spec.default_epochs < 1:
