@@ -169,8 +169,9 @@ def register(
 
 
 def _first_line(obj: object) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    """The first line of ``obj``'s own docstring (not one inherited from a base class)."""
+    doc = inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+    return doc.splitlines()[0] if doc else ""
 
 
 def set_origin(name: str, origin: str) -> None:
@@ -207,9 +208,8 @@ def _load_entry_points() -> None:
             # Its decorators may have run earlier (another group imported it): relabel what it
             # defined and still carries its default label.
             for name, arch in list(_ARCHS.items()):
-                if getattr(
-                    arch.factory, "__module__", None
-                ) == loaded.__name__ and arch.origin == _origin_of(arch.factory):
+                defined_there = getattr(arch.factory, "__module__", None) == loaded.__name__
+                if defined_there and arch.origin == _origin_of(arch.factory):
                     set_origin(name, origin)
         elif callable(loaded):
             owners = [n for n, s in _ARCHS.items() if s.factory is loaded]

@@ -111,3 +111,18 @@ def test_datasets_frame(clean_registries: None) -> None:
     assert frame.loc["tiny_rows", "description"] == "rows"
     assert frame.loc["tiny_rows", "origin"].startswith(f"{__name__} (")
     assert set(frame["origin"].drop("tiny_rows")) == {"built-in"}
+
+
+def test_descriptions_are_never_inherited(clean_registries: None) -> None:
+    class Undocumented(nn.Module):
+        def __init__(self, num_classes: int, input_shape: tuple[int, int, int]) -> None:
+            super().__init__()
+            self.fc = nn.Linear(1, num_classes)
+
+    architectures.register("undocumented")(Undocumented)
+    bench.data.register(input_shape=(1, 1, 1), num_classes=2)(
+        type("quiet", (bench.data.TensorDataModule,), {})
+    )
+    assert architectures.spec("undocumented").description == ""
+    assert bench.data.dataset_spec("quiet").description == ""
+    assert listing.datasets_frame().set_index("dataset").loc["quiet", "classes"] == 2

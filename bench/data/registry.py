@@ -101,13 +101,15 @@ def _check_spec(spec: DatasetSpec) -> None:
         raise ValueError(f"data set {name!r}: default_epochs must be >= 1 or None")
 
 
+def _check_free(name: str) -> None:
+    if name in DATASETS:
+        raise ValueError(f"data set {name!r} is already registered (by {DATASETS[name].origin})")
+
+
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add ``spec`` to the registry (a name may be registered once); returns the stored spec."""
+    _check_free(spec.name)
     _check_spec(spec)
-    if spec.name in DATASETS:
-        raise ValueError(
-            f"data set {spec.name!r} is already registered (by {DATASETS[spec.name].origin})"
-        )
     if not spec.origin:
         spec = replace(spec, origin=_origin_of(spec.module))
     DATASETS[spec.name] = spec
@@ -138,6 +140,7 @@ def register(
     def decorator(obj: T) -> T:
         if isinstance(obj, type) and issubclass(obj, TensorDataModule):
             key = name or obj.name or obj.__name__.lower()
+            _check_free(key)  # before the class is touched
             module = obj
             module.name = key
             if input_shape is not None:
@@ -180,8 +183,9 @@ def _shape(name: str, shape: Sequence[int]) -> InputShape:
 
 
 def _first_line(obj: object) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    """The first line of ``obj``'s own docstring (not one inherited from a base class)."""
+    doc = inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+    return doc.splitlines()[0] if doc else ""
 
 
 def loader_module(
@@ -277,9 +281,8 @@ def _load_entry_points() -> None:
             # Its decorators may have run earlier (another group imported it): relabel what it
             # defined and still carries its default label.
             for name, spec in list(DATASETS.items()):
-                if spec.module.__module__ == loaded.__name__ and spec.origin == _origin_of(
-                    spec.module
-                ):
+                defined_there = spec.module.__module__ == loaded.__name__
+                if defined_there and spec.origin == _origin_of(spec.module):
                     set_origin(name, origin)
             continue
         owners = [
