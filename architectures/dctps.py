@@ -591,6 +591,18 @@ def dctps_layers(model: nn.Module) -> dict[str, DCTpSLayer]:
     return {name: m for name, m in model.named_modules() if isinstance(m, DCTpSLayer)}
 
 
+def dctps_alphas(model: nn.Module) -> dict[str, float]:
+    """``alpha`` of every DCTpS layer of ``model``, keyed ``"<module name>.weight"``.
+
+    Found by type (:class:`DCTpSLayer`), not by an ``alpha`` attribute, so another module's
+    scalar of that name is never mistaken for one; the keys are those of the masks and of the
+    stored per-layer allocation. A model without DCTpS layers gives ``{}``.
+    """
+    return {
+        f"{name}.weight": float(layer.alpha.detach()) for name, layer in dctps_layers(model).items()
+    }
+
+
 def is_fixup_resnet(model: nn.Module) -> bool:
     """A Fixup ResNet (architectures/fixup_resnet.py): ``blocks()``, stem ``conv1``, ``fc``."""
     return all(hasattr(model, attr) for attr in ("blocks", "conv1", "fc")) and callable(

@@ -6,9 +6,10 @@ import math
 
 from torch import nn
 
-from architectures.registry import ArchSpec, InputShape, register_arch
+from architectures.registry import InputShape, register
 
 
+@register("mlp", description="MLP, 2 hidden layers of 256 (digits default)")
 def mlp(num_classes: int, input_shape: InputShape, hidden: int = 256) -> nn.Module:
     """Two hidden ReLU layers; three prunable Linear layers."""
     return nn.Sequential(
@@ -21,6 +22,12 @@ def mlp(num_classes: int, input_shape: InputShape, hidden: int = 256) -> nn.Modu
     )
 
 
+@register(
+    "small_cnn",
+    description="3 conv (32/64/64) + BN + linear",
+    accepts=lambda shape: shape[1] >= 2 and shape[2] >= 2,
+    accepts_text="any image of at least 2x2 pixels",
+)
 def small_cnn(num_classes: int, input_shape: InputShape, width: int = 32) -> nn.Module:
     """Two 3x3 conv + BatchNorm blocks, a 2x2 max-pool, global average pool and a classifier."""
     channels = input_shape[0]
@@ -39,15 +46,3 @@ def small_cnn(num_classes: int, input_shape: InputShape, width: int = 32) -> nn.
         nn.Flatten(),
         nn.Linear(2 * width, num_classes),
     )
-
-
-register_arch(ArchSpec("mlp", mlp, "MLP, 2 hidden layers of 256 (digits default)"))
-register_arch(
-    ArchSpec(
-        "small_cnn",
-        small_cnn,
-        "3 conv (32/64/64) + BN + linear",
-        accepts=lambda shape: shape[1] >= 2 and shape[2] >= 2,
-        accepts_text="any image of at least 2x2 pixels",
-    )
-)

@@ -56,10 +56,14 @@ METHOD_MARKERS = {
     "epl": "^",
 }
 DEFAULT_MARKER = "o"
-# Classes per data set, for chance accuracy (the database does not store them).
+# Classes of the built-in data sets, for chance accuracy when the caller has no class count.
+# Their home is the data set registry (bench.data, DatasetSpec.num_classes), which reports may
+# not import (design.md: reports -> storage only), and the database does not record a run's
+# class count yet; until it does (then chance comes from the query results, see
+# chance_accuracy), this table repeats the counts and tests/test_data.py checks it against the
+# registry so that the two cannot drift.
 DATASET_CLASSES = {
     "digits": 10,
-    "mnist": 10,
     "fashion-mnist": 10,
     "cifar10": 10,
     "cifar100": 100,
@@ -124,8 +128,13 @@ def density_ticks(densities: Sequence[float]) -> list[float]:
     return decades if len(decades) >= 2 else sorted(set(densities))
 
 
-def chance_accuracy(dataset: str) -> float:
-    """1 / classes of ``dataset`` (10 classes when the data set is unknown)."""
+def chance_accuracy(dataset: str, num_classes: int | None = None) -> float:
+    """1 / classes of ``dataset``: ``num_classes`` when the caller has it (a run's recorded
+    class count), else the built-in count, else 10 (a plugin's data set the table cannot know)."""
+    if num_classes is not None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        return 1.0 / num_classes
     return 1.0 / DATASET_CLASSES.get(dataset, FALLBACK_CLASSES)
 
 

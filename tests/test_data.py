@@ -1,5 +1,7 @@
 """The file-backed data sets, each read from small files written here in the exact on-disk
-formats (IDX, CIFAR python pickles, the Tiny ImageNet tree); nothing is downloaded."""
+formats (IDX, CIFAR python pickles, the Tiny ImageNet tree); nothing is downloaded. The data set
+registry: built-in facts (Table 3's batches per step), registering a function or a class, and
+the one-line errors."""
 
 from __future__ import annotations
 
@@ -7,21 +9,25 @@ import gzip
 import os
 import pickle
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
 from PIL import Image
 
-from bench.data import DATASETS, make_datamodule
+import bench.data
+from bench.data import DATASETS, TensorDataModule, make_datamodule
 from bench.data.augment import CIFAR10_NORM, RandomCropFlip, crop_flip
 from bench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from bench.data.common import DATA_ENV
 from bench.data.fashion_mnist import DEBIAN_DIR, FILES, FashionMNISTDataModule, read_idx
 from bench.data.tiny_imagenet import TinyImageNetDataModule
 from bench.errors import BenchError
+from reports.style import DATASET_CLASSES, chance_accuracy
 
 # --------------------------------------------------------------------------------------------
 # Writers of the real on-disk formats
@@ -160,7 +166,17 @@ def write_tiny(root: Path, per_class: int = 4) -> list[str]:
 # Registry
 
 
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Whatever a test registers is gone afterwards."""
+    before = dict(DATASETS)
+    yield
+    DATASETS.clear()
+    DATASETS.update(before)
+
+
 def test_registry_names_and_defaults() -> None:
+    assert bench.data.available()[0] == "digits"
     assert next(iter(DATASETS)) == "digits"
     assert DATASETS["digits"].default_arch == "mlp" and DATASETS["digits"].default_epochs == 50
     for name in ("fashion-mnist", "cifar10", "cifar100", "tiny-imagenet"):
@@ -171,6 +187,126 @@ def test_registry_names_and_defaults() -> None:
     assert shapes["fashion-mnist"] == ((1, 28, 28), 10)
     assert shapes["cifar100"] == ((3, 32, 32), 100)
     assert shapes["tiny-imagenet"] == ((3, 64, 64), 200)
+    assert all(s.origin == "built-in" for s in DATASETS.values())
+    assert (DATASETS["cifar100"].input_shape, DATASETS["cifar100"].num_classes) == (
+        (3, 32, 32),
+        100,
+    )
+
+
+def test_reports_class_counts_agree_with_the_registry() -> None:
+    """reports may not import bench, so reports.style repeats the built-in class counts until
+    runs record theirs; this keeps the copy equal to its home, the data set registry."""
+    assert {
+        n: s.num_classes for n, s in DATASETS.items() if s.origin == "built-in"
+    } == DATASET_CLASSES
+    assert chance_accuracy("cifar100") == 0.01 and chance_accuracy("a-plugin-set", 4) == 0.25
+
+
+def test_batches_per_step_follow_table_3() -> None:
+    """FORCE/Iter-SNIP batches per pruning step are a fact of the data set (Table 3)."""
+    table_3 = {"cifar10": 1, "cifar100": 10, "tiny-imagenet": 20, "digits": 1, "fashion-mnist": 1}
+    assert {n: bench.data.dataset_spec(n).batches_per_step for n in table_3} == table_3
+
+
+def test_unknown_dataset_is_one_line_naming_the_valid_ones() -> None:
+    with pytest.raises(BenchError, match=r"^unknown dataset 'nope' \(valid: digits, .*cifar100"):
+        make_datamodule("nope")
+
+
+def test_a_registered_function_is_a_seeded_lightning_datamodule(clean_registry: None) -> None:
+    seen: list[object] = []
+
+    @bench.data.register("blobs", input_shape=(1, 1, 3), num_classes=2, default_epochs=7)
+    def blobs(data_dir: Path | None = None) -> tuple[np.ndarray, ...]:
+        """Two Gaussian blobs in 3-D (synthetic, deterministic)."""
+        seen.append(data_dir)
+        rng = np.random.default_rng(0)
+        y = np.arange(60) % 2
+        x = rng.normal(size=(60, 3)) + 3 * y[:, None]
+        return x[:50], y[:50], x[50:], y[50:]
+
+    spec = bench.data.dataset_spec("blobs")
+    assert "blobs" in bench.data.available()
+    assert (spec.input_shape, spec.num_classes, spec.default_arch) == ((1, 1, 3), 2, "mlp")
+    assert (spec.default_epochs, spec.batches_per_step) == (7, 1)
+    assert spec.description == "Two Gaussian blobs in 3-D (synthetic, deterministic)."
+    assert spec.origin.startswith(f"{__name__} (")
+    module = make_datamodule("blobs", batch_size=8, seed=3, data_dir="/some/where")
+    assert isinstance(module, L.LightningDataModule) and isinstance(module, TensorDataModule)
+    module.setup()
+    assert seen == [Path("/some/where")]
+    assert module.x_train.shape == (45, 1, 1, 3) and module.x_train.dtype == torch.float32
+    assert (
+        module.y_train.dtype == torch.long and len(module.y_val) == 5 and len(module.y_test) == 10
+    )
+    x, y = next(iter(module.train_dataloader()))
+    assert x.shape == (8, 1, 1, 3) and y.shape == (8,)
+    again = make_datamodule("blobs", batch_size=8, seed=3)
+    again.setup()
+    assert torch.equal(again.x_val, module.x_val)
+
+
+def test_a_registered_class_keeps_its_attributes(clean_registry: None) -> None:
+    @bench.data.register("ones", default_arch="small_cnn", batches_per_step=4)
+    class Ones(TensorDataModule):
+        """All-ones images."""
+
+        input_shape = (1, 2, 2)
+        num_classes = 2
+
+        def load(self) -> bench.data.Splits:
+            y = torch.arange(20) % 2
+            return bench.data.Splits(torch.ones(20, 1, 2, 2), y, torch.ones(4, 1, 2, 2), y[:4])
+
+    spec = bench.data.dataset_spec("ones")
+    assert spec.module is Ones and Ones.name == "ones"
+    assert (spec.default_arch, spec.batches_per_step, spec.description) == (
+        "small_cnn",
+        4,
+        "All-ones images.",
+    )
+    make_datamodule("ones").setup()
+
+
+def test_registration_errors(clean_registry: None) -> None:
+    def splits() -> tuple[torch.Tensor, ...]:
+        return torch.zeros(4, 3), torch.zeros(4), torch.zeros(2, 3), torch.zeros(2)
+
+    with pytest.raises(TypeError, match="needs input_shape= and num_classes="):
+        bench.data.register("no_shape")(splits)
+    with pytest.raises(ValueError, match=r"'digits' is already registered \(by built-in\)"):
+        bench.data.register("digits", input_shape=(1, 1, 3), num_classes=2)(splits)
+    with pytest.raises(ValueError, match="bad data set name"):
+        bench.data.register("a b", input_shape=(1, 1, 3), num_classes=2)(splits)
+    with pytest.raises(ValueError, match="batches_per_step"):
+        bench.data.register("bps", input_shape=(1, 1, 3), num_classes=2, batches_per_step=0)(splits)
+    with pytest.raises(ValueError, match="num_classes must be set"):
+        bench.data.register("no_classes")(type("NoClasses", (TensorDataModule,), {}))
+    assert not {"no_shape", "a b", "bps", "no_classes"} & set(DATASETS)
+
+
+@pytest.mark.parametrize(
+    ("shape", "classes", "labels", "match"),
+    [
+        ((1, 1, 4), 2, [0, 1], r"examples of shape \(3,\) cannot be viewed as .*\(1, 1, 4\)"),
+        ((1, 1, 3), 2, [0, 2], r"'bad': train labels outside \[0, 2\) \(min 0, max 2\)"),
+    ],
+)
+def test_declared_shape_and_classes_are_checked_at_setup(
+    clean_registry: None,
+    shape: tuple[int, int, int],
+    classes: int,
+    labels: list[int],
+    match: str,
+) -> None:
+    @bench.data.register("bad", input_shape=shape, num_classes=classes)
+    def bad() -> tuple[torch.Tensor, ...]:
+        y = torch.tensor(labels * 5)
+        return torch.zeros(10, 3), y, torch.zeros(2, 3), y[:2]
+
+    with pytest.raises(BenchError, match=match):
+        make_datamodule("bad").setup()
 
 
 # --------------------------------------------------------------------------------------------

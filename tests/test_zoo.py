@@ -1,4 +1,5 @@
-"""The CIFAR model zoo: Table 2 counts to the parameter, shapes, Fixup init, seeding, bad inputs."""
+"""The CIFAR model zoo: Table 2 counts to the parameter, shapes, Fixup init, seeding, bad inputs;
+the registry (decorator, origin, training overrides) and finding DCTpS layers."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from architectures import (
     build_meta,
     parameter_count,
     prunable_layers,
+    registry,
     spec,
     summarize,
 )
+from architectures.dctps import to_dctps
 from architectures.fixup_resnet import FixupResNet, fixup_std
 
 # methods-reference.md s.9 / paper Table 2, 10 classes:
@@ -226,3 +229,108 @@ def test_resnet18_w16_is_a_quarter_width_resnet18() -> None:
     ):
         assert name == other
         assert a.shape[2:] == b.shape[2:]
+
+
+# --------------------------------------------------------------------------------------------
+# The registry: decorator, origin, training overrides, DCTpS alphas
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Whatever a test registers is gone afterwards."""
+    before = dict(registry._ARCHS)
+    yield
+    registry._ARCHS.clear()
+    registry._ARCHS.update(before)
+
+
+def test_builtins_are_built_in_and_only_lenet_has_training_overrides() -> None:
+    for name in architectures.available():
+        assert spec(name).origin == "built-in"
+        expected = {"batch_size": 64, "epochs": 160} if name == "lenet5" else {}
+        assert dict(spec(name).training_overrides) == expected
+    with pytest.raises(TypeError):
+        spec("lenet5").training_overrides["epochs"] = 1  # type: ignore[index]
+
+
+def test_decorator_registers_a_builder_with_defaults(clean_registry: None) -> None:
+    @architectures.register("tiny_test_mlp")
+    def tiny(num_classes: int, input_shape: tuple[int, int, int], hidden: int = 8) -> nn.Module:
+        """Flatten, one hidden layer, classifier."""
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.Linear(hidden, num_classes)
+        )
+
+    arch = spec("tiny_test_mlp")
+    assert arch.factory is tiny and "tiny_test_mlp" in architectures.available()
+    assert arch.description == "Flatten, one hidden layer, classifier."
+    assert arch.accepts((7, 1, 3)) and arch.accepts_text == "any input"
+    assert arch.kaiming_init and dict(arch.training_overrides) == {}
+    assert arch.origin.startswith(f"{__name__} (") and arch.origin.endswith(".py)")
+    model = build("tiny_test_mlp", 3, input_shape=(1, 2, 2), seed=5, hidden=4)
+    assert [p.shape for p in model.parameters()] == [(4, 4), (4,), (3, 4), (3,)]
+    again = build("tiny_test_mlp", 3, input_shape=(1, 2, 2), seed=5, hidden=4)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+    assert summarize("tiny_test_mlp", 3, (1, 2, 2)).weights == 4 * 8 + 8 * 3  # hidden=8
+
+
+def test_decorator_options_accepts_and_overrides(clean_registry: None) -> None:
+    def wide_enough(shape: tuple[int, int, int]) -> bool:
+        """images of at least 4x4 pixels"""
+        return min(shape[1:]) >= 4
+
+    @architectures.register(
+        "tiny_test_cnn",
+        description="a conv",
+        accepts=wide_enough,
+        training_overrides={"batch_size": 32},
+        kaiming_init=False,
+        origin="somewhere",
+    )
+    def tiny(num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(input_shape[0], num_classes, 4), nn.Flatten())
+
+    arch = spec("tiny_test_cnn")
+    assert (arch.description, arch.accepts_text, arch.origin) == (
+        "a conv",
+        "images of at least 4x4 pixels",
+        "somewhere",
+    )
+    assert dict(arch.training_overrides) == {"batch_size": 32} and not arch.kaiming_init
+    with pytest.raises(UnknownArchitecture, match=r"at least 4x4 pixels"):
+        build("tiny_test_cnn", 10, input_shape=(1, 3, 3))
+
+
+def test_registration_errors(clean_registry: None) -> None:
+    def ok(num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+        return nn.Linear(1, num_classes)
+
+    with pytest.raises(ValueError, match=r"'mlp' is already registered \(by built-in\)"):
+        architectures.register("mlp")(ok)
+    with pytest.raises(ValueError, match="bad architecture name"):
+        architectures.register("two,names")(ok)
+    with pytest.raises(TypeError, match="missing: input_shape"):
+        architectures.register("no_shape")(lambda num_classes: nn.Linear(1, num_classes))
+    with pytest.raises(TypeError, match="training override epochs must be a number"):
+        architectures.register("bad_override", training_overrides={"epochs": "many"})(ok)
+    assert not {"two,names", "no_shape", "bad_override"} & set(architectures.available())
+    with pytest.raises(UnknownArchitecture, match=r"unknown architecture 'nope' \(valid: .*mlp"):
+        spec("nope")
+
+
+def test_dctps_alphas_finds_dctps_layers_by_type() -> None:
+    model = build("small_cnn", 10, input_shape=(1, 8, 8), seed=0)
+    assert architectures.dctps_alphas(model) == {}
+    layers = prunable_layers(model)
+    masks = {layer.name: torch.zeros_like(layer.weight, dtype=torch.bool) for layer in layers}
+    dropped = layers[1].name
+    del masks[dropped]  # that layer stays a plain conv
+    alphas = {name: 0.5 + i for i, name in enumerate(masks)}
+    to_dctps(model, masks, alphas=alphas)
+    model.add_module("impostor", nn.Module())
+    model.impostor.alpha = nn.Parameter(torch.tensor(9.0))  # a scalar alpha, not a DCTpS layer
+    assert architectures.dctps_alphas(model) == pytest.approx(alphas)
+    assert dropped not in architectures.dctps_alphas(model)
+    with torch.no_grad():
+        model.get_submodule(layers[0].module_name).alpha.fill_(2.0)
+    assert architectures.dctps_alphas(model)[layers[0].name] == 2.0

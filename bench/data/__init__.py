@@ -1,57 +1,53 @@
-"""Data sets as LightningDataModules, by name."""
+"""Data sets as LightningDataModules, by name, in a registry (``bench/data/registry.py``).
+
+Register a data set with ``@bench.data.register("name", ...)`` on a function returning its
+splits or on a :class:`TensorDataModule` subclass, through the entry-point group
+``paibench.datasets``, or in a ``--plugin`` file; see README "Adding a data set".
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+# Import order is registration order (the order of listings and help): digits, the default,
+# comes first.
+# isort: off
+from bench.data import digits as _digits  # noqa: F401  (registers the built-in sets)
+from bench.data import fashion_mnist as _fashion_mnist  # noqa: F401
+from bench.data import cifar as _cifar  # noqa: F401
+from bench.data import tiny_imagenet as _tiny_imagenet  # noqa: F401
 
+# isort: on
 from bench.data.base import Splits, TensorDataModule
 from bench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from bench.data.digits import DigitsDataModule
 from bench.data.fashion_mnist import FashionMNISTDataModule
+from bench.data.registry import (
+    DATASETS,
+    ENTRY_POINT_GROUP,
+    DatasetSpec,
+    available,
+    dataset_spec,
+    make_datamodule,
+    register,
+    register_dataset,
+    set_origin,
+)
 from bench.data.tiny_imagenet import TinyImageNetDataModule
-from bench.errors import BenchError
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered data set, its module class and its CPU-scale defaults."""
-
-    name: str
-    module: type[TensorDataModule]
-    default_arch: str
-    # Epochs when neither --epochs nor a preset for this data set is given: digits is a smoke-scale
-    # set, so its default budget is small; the paper's data sets use the preset's 200.
-    default_epochs: int | None = None
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec("digits", DigitsDataModule, default_arch="mlp", default_epochs=50),
-    "fashion-mnist": DatasetSpec("fashion-mnist", FashionMNISTDataModule, default_arch="resnet18"),
-    "cifar10": DatasetSpec("cifar10", CIFAR10DataModule, default_arch="resnet18"),
-    "cifar100": DatasetSpec("cifar100", CIFAR100DataModule, default_arch="resnet18"),
-    "tiny-imagenet": DatasetSpec("tiny-imagenet", TinyImageNetDataModule, default_arch="resnet18"),
-}
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    """The spec of data set ``name`` or an error naming the valid ones."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise BenchError(f"unknown dataset {name!r} (valid: {', '.join(DATASETS)})") from None
-
-
-def make_datamodule(name: str, **kwargs: Any) -> TensorDataModule:
-    """Instantiate the data module of ``name`` with loader options (batch size, seed, ...)."""
-    return dataset_spec(name).module(**kwargs)
-
 
 __all__ = [
     "DATASETS",
+    "ENTRY_POINT_GROUP",
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
     "DatasetSpec",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
     "Splits",
     "TensorDataModule",
+    "TinyImageNetDataModule",
+    "available",
     "dataset_spec",
     "make_datamodule",
+    "register",
+    "register_dataset",
+    "set_origin",
 ]

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from bench.errors import BenchError
 from bench.presets import VAL_FRACTION
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -99,6 +100,7 @@ class TensorDataModule(L.LightningDataModule):
         if self._ready:
             return
         splits = self.load()
+        self.check(splits)
         n = len(splits.y_train)
         order = torch.randperm(n, generator=self.generator(1))
         n_val = round(self.val_fraction * n)
@@ -114,6 +116,32 @@ class TensorDataModule(L.LightningDataModule):
         self.x_val, self.y_val = splits.x_train[val_idx], splits.y_train[val_idx]
         self.x_test, self.y_test = splits.x_test, splits.y_test
         self._ready = True
+
+    def check(self, splits: Splits) -> None:
+        """Raise a one-line BenchError when ``splits`` do not match the declared shape/classes.
+
+        A plugin data set that declares ``input_shape`` or ``num_classes`` wrongly fails here,
+        with its name, instead of deep inside a model's forward or the loss.
+        """
+        for split, x, y in (
+            ("train", splits.x_train, splits.y_train),
+            ("test", splits.x_test, splits.y_test),
+        ):
+            if tuple(x.shape[1:]) != tuple(self.input_shape):
+                raise BenchError(
+                    f"data set {self.name!r}: {split} images have shape {tuple(x.shape[1:])}, "
+                    f"not the declared input_shape {tuple(self.input_shape)}"
+                )
+            if y.ndim != 1 or len(y) != len(x):
+                raise BenchError(
+                    f"data set {self.name!r}: {split} labels must be one per image "
+                    f"({len(x)}), got shape {tuple(y.shape)}"
+                )
+            if len(y) and not 0 <= int(y.min()) <= int(y.max()) < self.num_classes:
+                raise BenchError(
+                    f"data set {self.name!r}: {split} labels outside [0, {self.num_classes}) "
+                    f"(min {int(y.min())}, max {int(y.max())})"
+                )
 
     # Loaders ----------------------------------------------------------------------------------
     def _loader(

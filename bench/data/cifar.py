@@ -22,6 +22,7 @@ from bench.data.common import (
     locate,
     missing_data_error,
 )
+from bench.data.registry import register
 from bench.errors import BenchError
 
 
@@ -79,6 +80,12 @@ class CIFARDataModule(ImageDataModule):
         return self.normalization(images), torch.tensor(dataset.targets, dtype=torch.long)
 
 
+@register(
+    "cifar10",
+    default_arch="resnet18",
+    batches_per_step=1,  # Table 3
+    description="torchvision's CIFAR-10 over cifar-10-batches-py/ in --data-dir (--download)",
+)
 class CIFAR10DataModule(CIFARDataModule):
     """CIFAR-10: 50,000 + 10,000 colour 32x32 images, 10 classes."""
 
@@ -88,6 +95,12 @@ class CIFAR10DataModule(CIFARDataModule):
     torchvision_class = CIFAR10
 
 
+@register(
+    "cifar100",
+    default_arch="resnet18",
+    batches_per_step=10,  # Table 3
+    description="torchvision's CIFAR-100 over cifar-100-python/ in --data-dir (--download)",
+)
 class CIFAR100DataModule(CIFARDataModule):
     """CIFAR-100: 50,000 + 10,000 colour 32x32 images, 100 fine classes."""
 

@@ -6,10 +6,17 @@ import torch
 from sklearn.datasets import load_digits
 
 from bench.data.base import Splits, TensorDataModule
+from bench.data.registry import register
 
 TEST_FRACTION = 0.2  # digits ships one pool of images; a fixed 20% is the test set
 
 
+@register(
+    "digits",
+    default_arch="mlp",
+    default_epochs=50,
+    description="scikit-learn's real digits set, shipped with the package: no download",
+)
 class DigitsDataModule(TensorDataModule):
     """Digits scaled to [0, 1] and standardised; the test split is fixed (seed 0), not per run."""
 

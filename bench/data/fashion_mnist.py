@@ -17,6 +17,7 @@ import torch
 from bench.data.augment import FASHION_MNIST_NORM
 from bench.data.base import Splits
 from bench.data.common import ImageDataModule, candidate_dirs, locate, missing_data_error
+from bench.data.registry import register
 from bench.errors import BenchError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -80,6 +81,11 @@ def _missing(directory: Path) -> list[str]:
     return [f"{stem}[.gz]" for stem in FILES.values() if _find(directory, stem) is None]
 
 
+@register(
+    "fashion-mnist",
+    default_arch="resnet18",
+    description="IDX files of Debian's dataset-fashion-mnist package, or --data-dir",
+)
 class FashionMNISTDataModule(ImageDataModule):
     """Fashion-MNIST from IDX files; the official 10,000-image test set is the test split."""
 

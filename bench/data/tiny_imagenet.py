@@ -34,6 +34,7 @@ from bench.data.common import (
     locate,
     missing_data_error,
 )
+from bench.data.registry import register
 from bench.errors import BenchError
 
 FOLDER = "tiny-imagenet-200"
@@ -148,6 +149,12 @@ def load_uint8(root: Path) -> dict[str, Any]:
     return data
 
 
+@register(
+    "tiny-imagenet",
+    default_arch="resnet18",
+    batches_per_step=20,  # Table 3
+    description="the tiny-imagenet-200/ tree in --data-dir; the best val accuracy is reported",
+)
 class TinyImageNetDataModule(ImageDataModule):
     """Tiny ImageNet: train on all of train/, validate (and report) on the official val/."""
 
