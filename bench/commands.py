@@ -18,10 +18,9 @@ PLACE_SETTINGS = ("accelerator", "data_dir", "download", "spectrum")
 
 def load_plugins(files: tuple[str, ...] | list[str]) -> None:
     """Import each plugin file so that its registrations run."""
-    import methods
+    from bench.plugins import load_files
 
-    for path in files:
-        methods.load_plugin(path)
+    load_files(list(files))
 
 
 def check_url(url: str) -> str:
@@ -111,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=pool.workers,
         threads=pool.threads,
         settings=QueueSettings(**values(args, QueueSettings)),
+        plugins=place.plugin,
         show_progress=not pool.no_progress,
     )
     _print_accuracy(engine, configs)
@@ -160,63 +160,20 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from bench.listing import methods_frame
 
-    import methods
-
-    load_plugins(args.plugin or ())
-    rows = []
-    for name in methods.available():
-        cls = methods.method_class(name)
-        options = ", ".join(o.describe() for o in methods.options_of(cls)) or "-"
-        rows.append(
-            {
-                "method": name,
-                "needs_data": cls.needs_data,
-                "options": options,
-                "origin": cls.origin,
-                "description": cls.description,
-            }
-        )
-    print(pd.DataFrame(rows).to_string(index=False))
+    load_plugins(getattr(args, "plugin", ()))
+    print(methods_frame().to_string(index=False))
     return 0
 
 
 def cmd_archs(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from bench.listing import archs_frame
 
-    import architectures
-
-    rows = []
-    for name in architectures.available():
-        arch = architectures.spec(name)
-        shape = _first_accepted(arch)
-        # Counted on the meta device: shapes only, so even ResNet50 costs no memory or init time.
-        count = architectures.summarize(name, 10, input_shape=shape)
-        rows.append(
-            {
-                "arch": name,
-                "weights": count.weights,
-                "bias+BN": count.other,
-                "total": count.total,
-                "prunable layers": count.prunable_layers,
-                "counted at": "x".join(map(str, shape)),
-                "description": arch.description,
-            }
-        )
-    print(pd.DataFrame(rows).to_string(index=False))
+    load_plugins(getattr(args, "plugin", ()))
+    print(archs_frame().to_string(index=False))
     print("\nCounts with 10 classes (only the classifier depends on the class count).")
-    print("Accepted inputs:")
-    for name in architectures.available():
-        print(f"  {name}: {architectures.spec(name).accepts_text}")
     return 0
-
-
-def _first_accepted(arch: Any) -> tuple[int, int, int]:
-    for shape in ((3, 32, 32), (1, 28, 28), (1, 8, 8), (3, 64, 64)):
-        if arch.accepts(shape):
-            return shape
-    raise BenchError(f"architecture {arch.name!r} accepts none of the known input shapes")
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -261,7 +218,7 @@ def _db_exists(url: str) -> bool:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from bench.listing import datasets_frame
 
-    load_plugins(args.plugin or ())
+    load_plugins(getattr(args, "plugin", ()))
     print(datasets_frame().to_string(index=False))
     return 0
 

@@ -38,7 +38,8 @@ def test_methods_frame() -> None:
     assert list(frame.columns) == ["needs_data", "options", "origin", "description"]
     assert sorted(frame.index) == methods.available()
     assert frame.loc["snip", "needs_data"] and not frame.loc["random", "needs_data"]
-    assert frame.loc["epf", "options"] == "within='layer'" and frame.loc["epl", "options"] == "-"
+    assert frame.loc["epf", "options"] == "within='layer' (layer|filter)"
+    assert frame.loc["epl", "options"] == "-"
     assert set(frame["origin"]) == {"built-in"}
 
 

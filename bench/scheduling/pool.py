@@ -49,13 +49,17 @@ def _local_worker(
     runs_dir: str,
     settings: QueueSettings,
     threads: int | None,
+    plugins: tuple[str, ...],
     lifeline,
 ) -> None:
-    """Entry point of a worker process: work the grid's study, quietly."""
+    """Entry point of a worker process: load the plugins, work the grid's study, quietly."""
     _exit_when_orphaned(lifeline)
     import torch
 
+    from bench.plugins import load_files
     from bench.scheduling.queue import open_study
+
+    load_files(list(plugins))  # the fork server never saw them
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -71,12 +75,14 @@ def run_grid(
     workers: int = 1,
     threads: int | None = None,
     settings: QueueSettings = DEFAULT_SETTINGS,
+    plugins: Sequence[str] = (),
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[RunOutcome]:
     """Train every config of the grid not yet in the database; one outcome per config.
 
-    ``threads``: torch threads per worker process (default: the CPUs divided among them).
+    ``threads``: torch threads per worker process (default: the CPUs divided among them);
+    ``plugins``: files the worker processes load first (this process has loaded them).
     Raises BenchError if the workers exit with runs left unfinished.
     """
     from tqdm.auto import tqdm
@@ -115,8 +121,10 @@ def run_grid(
         if workers == 1:
             QueueWorker(ledger, study, settings, runs_dir, on_outcome=lambda _: report()).work()
         else:
-            codes = _run_processes(ledger, study.study_name, runs_dir, workers, threads, settings,
-                                   report)
+            codes = _run_processes(
+                ledger, study.study_name, runs_dir, workers, threads, settings, tuple(plugins),
+                report,
+            )
         report()
     finally:
         bar.close()
@@ -149,6 +157,7 @@ def _run_processes(
     workers: int,
     threads: int | None,
     settings: QueueSettings,
+    plugins: tuple[str, ...],
     report: Callable[[], None],
 ) -> list[int | None]:
     """Start ``workers`` processes on the study, report while they run; their exit codes."""
@@ -160,8 +169,15 @@ def _run_processes(
         lifeline, keep = context.Pipe(duplex=False)
         process = context.Process(
             target=_local_worker,
-            args=(engine_url(ledger.engine), study_name, str(runs_dir), settings, threads,
-                  lifeline),
+            args=(
+                engine_url(ledger.engine),
+                study_name,
+                str(runs_dir),
+                settings,
+                threads,
+                plugins,
+                lifeline,
+            ),
             name=f"paibench-worker-{index}",
         )
         process.start()
