@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from architectures import PrunableLayer, prunable_layers
-from architectures.dctps import FixupAlpha, Impl, fixup_alphas, is_fixup_resnet, to_dctps
+from architectures.dctps import Impl, to_dctps
+from architectures.dctps_fixup import FixupAlpha, fixup_alphas, is_fixup_resnet
 from methods.allocation import Allocation
 from methods.base import AllocationContext, Budget
 from methods.registry import register

@@ -16,9 +16,9 @@ import pandas as pd
 from sqlalchemy import Engine
 
 import storage
+from reports.curves import AT_CHANCE, collapse_density, mean_accuracy, zero_spectrum_density
 from reports.style import DENSE, DENSE_DENSITY, chance_accuracy
 
-AT_CHANCE = 0.05  # a mean accuracy within 5 points of chance is "at chance" (collapsed)
 CLOSE_TO_DENSE = 0.05  # within 5 points of the dense baseline is "close to dense"
 MODERATE = 0.05  # claim 1's "moderate density": 5% and above
 EXTREME = 0.001  # claim 3's "extreme densities": 0.1% and below
@@ -75,51 +75,6 @@ def _all(values: Iterable[bool | None]) -> bool | None:
     """True if every checked part holds, False if one does not, None if none was checked."""
     checked = [v for v in values if v is not None]
     return None if not checked else all(checked)
-
-
-def mean_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean test accuracy per arch x dataset x method x density; failed runs count as chance.
-
-    ``runs`` is :func:`storage.runs`'s frame. Columns: arch, dataset, method, density, mean,
-    n (runs), failed (runs).
-    """
-    done = runs[runs["status"].isin(["finished", "failed"])].copy()
-    if done.empty:
-        return pd.DataFrame(columns=["arch", "dataset", "method", "density", "mean", "n", "failed"])
-    chance = done["dataset"].map(chance_accuracy)
-    done["acc"] = done["test_acc"].where(done["status"] == "finished", chance)
-    done["is_failed"] = done["status"] == "failed"
-    keys = ["arch", "dataset", "method", "density"]
-    return (
-        done.groupby(keys)
-        .agg(mean=("acc", "mean"), n=("acc", "size"), failed=("is_failed", "sum"))
-        .reset_index()
-    )
-
-
-def collapse_density(curve: pd.Series, chance: float) -> float | None:
-    """Highest density from which the accuracy stays within AT_CHANCE of chance all the way down.
-
-    ``curve`` is mean accuracy indexed by density. None: it is above that at the lowest density.
-    """
-    collapsed = None
-    for density in sorted(curve.index):  # lowest first
-        if curve[density] <= chance + AT_CHANCE:
-            collapsed = density
-        else:
-            break
-    return collapsed
-
-
-def zero_spectrum_density(top: pd.Series) -> float | None:
-    """Highest density from which the top singular value is exactly 0 all the way down."""
-    zero = None
-    for density in sorted(top.index):
-        if top[density] == 0.0:
-            zero = density
-        else:
-            break
-    return zero
 
 
 def _fmt(density: float | None) -> str:

@@ -12,10 +12,8 @@ from reports.claims import (
     claim_3,
     claim_4,
     claim_5,
-    collapse_density,
-    mean_accuracy,
-    zero_spectrum_density,
 )
+from reports.curves import collapse_density, mean_accuracy, zero_spectrum_density
 
 GRID = [0.1, 0.01, 0.001, 0.0001]
 

@@ -19,10 +19,10 @@ from architectures.dctps import (
     DCTpSLayer,
     DCTpSLinear,
     dctps_layers,
-    factored_offset,
-    fixup_alphas,
     to_dctps,
 )
+from architectures.dctps_fixup import fixup_alphas
+from architectures.dctps_sparse import factored_offset
 
 C3 = torch.tensor(
     [[0.57735, 0.57735, 0.57735], [0.70711, 0.0, -0.70711], [0.40825, -0.81650, 0.40825]]

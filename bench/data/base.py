@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from bench.config import stream_seed
 from bench.errors import BenchError
 from bench.presets import VAL_FRACTION
 
@@ -92,9 +93,10 @@ class TensorDataModule(L.LightningDataModule):
         return None
 
     # Splits -----------------------------------------------------------------------------------
-    def generator(self, stream: int) -> torch.Generator:
-        """An independent generator per use (split, order, augmentation, allocation batches)."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + stream)
+    def generator(self, stream: str) -> torch.Generator:
+        """An independent generator per use (split, order, augmentation, allocation batches),
+        seeded by the run's one seed-stream rule (:func:`bench.config.stream_seed`)."""
+        return torch.Generator().manual_seed(stream_seed(self.seed, f"data/{stream}"))
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
@@ -102,7 +104,7 @@ class TensorDataModule(L.LightningDataModule):
         splits = self.load()
         self.check(splits)
         n = len(splits.y_train)
-        order = torch.randperm(n, generator=self.generator(1))
+        order = torch.randperm(n, generator=self.generator("split"))
         n_val = round(self.val_fraction * n)
         val_idx, train_idx = order[:n_val], order[n_val:]
         if self.train_subset is not None:
@@ -154,8 +156,9 @@ class TensorDataModule(L.LightningDataModule):
         return DataLoader(dataset, sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        dataset = BatchTensorDataset(self.x_train, self.y_train, self.augment(), self.generator(3))
-        return self._loader(dataset, True, self.generator(2))
+        augment = self.generator("augment")
+        dataset = BatchTensorDataset(self.x_train, self.y_train, self.augment(), augment)
+        return self._loader(dataset, True, self.generator("order"))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(BatchTensorDataset(self.x_val, self.y_val), False, None)
@@ -174,7 +177,8 @@ class TensorDataModule(L.LightningDataModule):
         """
         self.setup()
         size = batch_size or self.batch_size
-        order_gen, aug_gen = self.generator(4), self.generator(5)
+        order_gen = self.generator("allocation-order")
+        aug_gen = self.generator("allocation-augment")
         augment = self.augment()
 
         def stream() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
