@@ -99,10 +99,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     _describe_study(place.study)
     workers = f" with {pool.workers} workers" if pool.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(url)}{workers}")
-    if pool.threads is not None and pool.workers == 1:
-        import torch
-
-        torch.set_num_threads(pool.threads)
     run_grid(
         configs,
         engine,

@@ -64,9 +64,9 @@ class LocalPool:
     )
     threads: int | None = option(
         None,
-        "torch intra-op threads per run (default: torch's, all cores; with --workers, the cores "
-        "divided among them); 1 is fastest for the small digits models and whenever other "
-        "processes share the CPU",
+        "torch intra-op threads per run (default: the cores that are free when each run starts, "
+        "at most the cores divided among the workers, so a busy CPU never slows a run below "
+        "its fair share)",
         parse=positive_int,
     )
     no_progress: bool = option(False, "no progress bar", flag_only=True)

@@ -27,6 +27,7 @@ from bench.scheduling.queue import (
     join_grid,
     study_name_for,
 )
+from bench.threads import cores
 from storage import Ledger, engine_url, open_db
 from storage.ledger import DONE_STATUSES
 
@@ -49,6 +50,7 @@ def _local_worker(
     runs_dir: str,
     settings: QueueSettings,
     threads: int | None,
+    share: int,
     plugins: tuple[str, ...],
     lifeline,
 ) -> None:
@@ -81,7 +83,8 @@ def run_grid(
 ) -> list[RunOutcome]:
     """Train every config of the grid not yet in the database; one outcome per config.
 
-    ``threads``: torch threads per worker process (default: the CPUs divided among them);
+    ``threads``: torch threads per run (default: the cores free when each run starts, at most
+    the CPUs divided among the workers, :mod:`bench.threads`);
     ``plugins``: files the worker processes load first (this process has loaded them).
     Raises BenchError if the workers exit with runs left unfinished.
     """
@@ -119,7 +122,9 @@ def run_grid(
     codes: list[int | None] = []
     try:
         if workers == 1:
-            QueueWorker(ledger, study, settings, runs_dir, on_outcome=lambda _: report()).work()
+            QueueWorker(
+                ledger, study, settings, runs_dir, on_outcome=lambda _: report(), threads=threads
+            ).work()
         else:
             codes = _run_processes(
                 ledger, study.study_name, runs_dir, workers, threads, settings, tuple(plugins),
@@ -161,7 +166,7 @@ def _run_processes(
     report: Callable[[], None],
 ) -> list[int | None]:
     """Start ``workers`` processes on the study, report while they run; their exit codes."""
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    share = max(1, cores() // workers)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["bench.scheduling.pool"])
     processes, lifelines = [], []
@@ -175,6 +180,7 @@ def _run_processes(
                 str(runs_dir),
                 settings,
                 threads,
+                share,
                 plugins,
                 lifeline,
             ),

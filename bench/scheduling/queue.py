@@ -22,10 +22,13 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import torch
+
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.pipeline import DEFAULT_RUNS_DIR, RunOutcome, failure_row, run_one
 from bench.settings import QueueSettings
+from bench.threads import threads_for_run
 from storage import Claim, Ledger, engine_url, exclusive
 from storage.ledger import DONE_STATUSES
 from storage.rows import LostClaim, RunIdentity
@@ -183,9 +186,13 @@ class QueueWorker:
         *,
         progress: bool = False,
         on_outcome: Callable[[RunOutcome], None] | None = None,
+        threads: int | None = None,
+        max_threads: int | None = None,
     ) -> None:
         self.ledger, self.study, self.settings = ledger, study, settings
         self.runs_dir, self.progress, self.on_outcome = runs_dir, progress, on_outcome
+        # None: each run gets the cores free when it starts (bench.threads), at most max_threads.
+        self.threads, self.max_threads = threads, max_threads
         self.outcomes: list[RunOutcome] = []
 
     def alive(self, worker: str | None) -> bool:
@@ -231,6 +238,7 @@ class QueueWorker:
             outcome = RunOutcome(config, "skipped", skipped=True, reason="done by another worker")
         else:
             trial.set_user_attr(ATTEMPT_ATTR, held.attempt)
+            torch.set_num_threads(self.threads or threads_for_run(self.max_threads))
             try:
                 outcome = run_one(config, self.ledger.recorder(held), self.runs_dir, self.progress)
             except LostClaim as lost:
