@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 import storage
 from reports.curves import chance_by_dataset
-from reports.html import Item, Section, page
+from reports.figures import accuracy_figure, save_figure
+from reports.html import Item, Section, figure_body, page
 from reports.provenance import mixed_versions, provenance_summary, versions_table
 from reports.sections import FINISHED_OR_FAILED, Context, Query, series_section
 from reports.style import density_palette, method_order, method_palette
@@ -49,6 +50,9 @@ def build_report(engine: Engine, out_dir: Path | str, *, claims: bool = False) -
         chance=chance_by_dataset(all_runs),
     )
     sections = [_summary_section(all_runs, shown, runs_query)]
+    overview = _overview_items(context)
+    if overview:
+        sections.append(Section("Accuracy versus density, every network and budget", overview))
     if claims:
         sections.append(Section("The paper's claims, checked", _claim_items(context)))
     sections += [series_section(context, key, rows_of(shown, key)) for key in table_keys(all_runs)]
@@ -115,6 +119,32 @@ def _versions_item(shown: pd.DataFrame) -> Item:
         "changes), Python, torch, CUDA and device, as each run recorded them; 'not recorded': "
         "runs stored before runs recorded their provenance.",
     )
+
+
+def _overview_items(context: Context) -> list[Item]:
+    """Every arch x data set x budget's accuracy panel in one figure (the paper's Figures 2, 3);
+    each is also in its own section."""
+    query = Query("accuracy")
+    aggregated = query.run(context.engine)
+    if aggregated.empty:
+        return []
+    title = "Test accuracy versus density"
+    figure = accuracy_figure(aggregated, context.methods, chance=context.chance)
+    png, svg = save_figure(figure, context.out_dir, "accuracy_vs_density")
+    chance = ", ".join(f"{d}: {100 * c:.3g}%" for d, c in sorted(context.chance.items()))
+    return [
+        Item(
+            f"{title} (Figures 2, 3)",
+            figure_body(png.name, svg.name, title),
+            queries=[str(query)],
+            counts=f"{int(aggregated['n'].sum())} finished runs, "
+            f"{int((aggregated['n'] == 0).sum())} configs whose runs all failed",
+            files=[png.name, svg.name],
+            note="One panel per network, data set and training budget. Mean and ±1 std band "
+            "over seeds; dashed black: the dense baseline of that budget; X on the dotted line: "
+            f"every run failed, drawn at chance accuracy ({chance}).",
+        )
+    ]
 
 
 def _claim_items(context: Context) -> list[Item]:

@@ -58,9 +58,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_image_of_the_report_loads(report: Path, tmp_path: Path) -> None:
     images = re.findall(r"<img ", report.read_text())
-    assert len(images) == 4  # accuracy versus density (two data sets), layers, spectra
+    assert len(images) == 5  # accuracy versus density (all, and each data set), layers, spectra
     body = _body_after_load(report, tmp_path / "profile")
-    assert body == {"images": "4", "images-loaded": "4", "images-status": "all-loaded"}
+    assert body == {"images": "5", "images-loaded": "5", "images-status": "all-loaded"}
 
 
 def test_a_missing_image_is_caught(report: Path, tmp_path: Path) -> None:
@@ -68,4 +68,4 @@ def test_a_missing_image_is_caught(report: Path, tmp_path: Path) -> None:
     shutil.copytree(report.parent, broken)
     (broken / f"layers_mlp_digits_{budget_slug(BUDGET_LABEL)}.png").unlink()
     body = _body_after_load(broken / "index.html", tmp_path / "profile")
-    assert body == {"images": "4", "images-loaded": "3", "images-status": "missing"}
+    assert body == {"images": "5", "images-loaded": "4", "images-status": "missing"}

@@ -339,6 +339,7 @@ def test_report_holds_every_table_and_figure(report_dir: Path) -> None:
     page = (report_dir / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert sorted(images) == [
+        "accuracy_vs_density.png",  # every panel in one figure, and each in its own section
         f"accuracy_vs_density_mlp_digits_{SLUG}.png",
         f"accuracy_vs_density_small_cnn_cifar100_{SLUG}.png",
         f"layers_mlp_digits_{SLUG}.png",
