@@ -21,6 +21,7 @@ import methods
 from bench.config import RunConfig, stream_seed
 from bench.data import dataset_spec, make_datamodule
 from bench.errors import BenchError
+from bench.provenance import provenance
 from bench.recorder import Recorder
 from bench.resolve import training_plan
 from bench.spectrum import jacobian_spectrum, spectrum_batch
@@ -112,6 +113,7 @@ def run_one(
             download=config.download,
         )
         datamodule.setup()
+        recorder.started(provenance(config.accelerator, datamodule.num_classes))
         model = architectures.build(
             config.arch,
             datamodule.num_classes,

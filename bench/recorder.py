@@ -1,7 +1,7 @@
 """The recorder interface: what the one-run pipeline reports, and to whom.
 
 The pipeline knows nothing of databases; it reports plain rows (:mod:`storage.rows`) through
-an object with these five methods. :class:`storage.ledger.RunRecorder` writes them to the
+an object with these six methods. :class:`storage.ledger.RunRecorder` writes them to the
 results database; :class:`MemoryRecorder` keeps them, for tests and for runs without a database.
 """
 
@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from storage.rows import AllocationRow, EpochRow, FailureRow, ResultRow
+from storage.rows import AllocationRow, EpochRow, FailureRow, ProvenanceRow, ResultRow
 
 
 class Recorder(Protocol):
     """Receives what one run reports, as it happens."""
+
+    def started(self, row: ProvenanceRow) -> None: ...
 
     def allocation(self, row: AllocationRow) -> None: ...
 
@@ -32,11 +34,15 @@ class Recorder(Protocol):
 class MemoryRecorder:
     """A recorder that keeps every report in memory."""
 
+    provenance: list[ProvenanceRow] = field(default_factory=list)
     allocations: list[AllocationRow] = field(default_factory=list)
     spectra: list[list[float]] = field(default_factory=list)
     epochs: list[EpochRow] = field(default_factory=list)
     results: list[ResultRow] = field(default_factory=list)
     failures: list[FailureRow] = field(default_factory=list)
+
+    def started(self, row: ProvenanceRow) -> None:
+        self.provenance.append(row)
 
     def allocation(self, row: AllocationRow) -> None:
         self.allocations.append(row)

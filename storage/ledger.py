@@ -18,6 +18,7 @@ Liveness is the scheduler's (Optuna's trial heartbeats): the ledger never probes
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from storage.rows import (
     EpochRow,
     FailureRow,
     LostClaim,
+    ProvenanceRow,
     ResultRow,
     RunIdentity,
 )
@@ -191,6 +193,12 @@ class Ledger:
 
     # Writes -------------------------------------------------------------------------------------
 
+    def record_provenance(self, held: Claim, row: ProvenanceRow) -> None:
+        """Store who trained the run; an attempt that takes a run over writes its own."""
+        with self._owned(held) as (_, run):
+            for name, value in dataclasses.asdict(row).items():
+                setattr(run, name, value)
+
     def record_allocation(self, held: Claim, row: AllocationRow) -> None:
         with self._owned(held) as (session, run):
             run.kept, run.total = row.kept, row.total
@@ -275,6 +283,9 @@ class RunRecorder:
 
     def __init__(self, ledger: Ledger, held: Claim) -> None:
         self.ledger, self.held = ledger, held
+
+    def started(self, row: ProvenanceRow) -> None:
+        self.ledger.record_provenance(self.held, row)
 
     def allocation(self, row: AllocationRow) -> None:
         self.ledger.record_allocation(self.held, row)

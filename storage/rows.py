@@ -30,6 +30,22 @@ class RunIdentity:
 
 
 @dataclass(frozen=True)
+class ProvenanceRow:
+    """The code, software and machine that trained a run (stored when it starts)."""
+
+    paibench_version: str
+    git_commit: str | None
+    git_dirty: bool | None
+    python_version: str
+    torch_version: str
+    cuda_version: str | None
+    device: str
+    host: str
+    threads: int
+    num_classes: int | None = None
+
+
+@dataclass(frozen=True)
 class LayerRow:
     """Kept and total prunable weights of one layer."""
 

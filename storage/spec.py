@@ -16,3 +16,28 @@ def method_spec(method: str, options: Mapping[str, Any] | None) -> str:
     if not options:
         return method
     return f"{method}:" + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+# The config fields that make a training budget: runs differing in any of them are never
+# averaged together (epochs, train subset, batch size, preset, precision).
+BUDGET_FIELDS = ("preset", "epochs", "train_subset", "batch_size", "precision")
+DEFAULT_PRECISIONS = (None, "32", "32-true", 32)
+
+
+def budget_label(config: Mapping[str, Any]) -> str:
+    """The budget of a run's stored config in words, e.g. ``adam, 10 epochs, 5,000 images``.
+
+    The label is the budget's identity in every query, table and figure: the preset, the epochs
+    that ran, the training images (all of the split when no subset was given), and the batch
+    size and precision when they are not the preset's.
+    """
+    parts = [str(config.get("preset") or "adam")]
+    epochs = config.get("epochs")
+    parts.append(f"{epochs} epochs" if epochs is not None else "preset epochs")
+    subset = config.get("train_subset")
+    parts.append(f"{subset:,} images" if subset is not None else "all images")
+    if config.get("batch_size") is not None:
+        parts.append(f"batch {config['batch_size']}")
+    if config.get("precision") not in DEFAULT_PRECISIONS:
+        parts.append(str(config["precision"]))
+    return ", ".join(parts)
