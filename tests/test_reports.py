@@ -33,6 +33,7 @@ from reports.style import (
     method_palette,
 )
 from storage.schema import AllocationCostRow, Run
+from storage.spec import budget_label
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def _db_values(engine: Engine, status: str, column: str) -> dict[Config, list]:
     ).where(Run.status == status)
     with engine.connect() as conn:
         for arch, dataset, config, method, density, value in conn.execute(stmt):
-            values[(arch, dataset, storage.budget_label(config), method, density)].append(value)
+            values[(arch, dataset, budget_label(config), method, density)].append(value)
     return values
 
 
@@ -147,7 +148,7 @@ def test_cost_cells_equal_the_database_aggregate(engine: Engine) -> None:
     groups: dict[Config, list[tuple]] = defaultdict(list)
     with engine.connect() as conn:
         for arch, dataset, config, method, density, *values in conn.execute(stmt):
-            budget = storage.budget_label(config)
+            budget = budget_label(config)
             groups[(arch, dataset, budget, method, density)].append(tuple(values))
     tables = reports.cost_table(storage.allocation_cost(engine))
     cells = 0
