@@ -12,9 +12,9 @@ from reports.style import chance_accuracy, method_label, method_palette
 from reports.tables import (
     accuracy_table,
     cost_table,
-    failure_summary,
     format_cell,
     format_failure,
+    lost_configs,
     render,
 )
 
@@ -25,6 +25,8 @@ _LAZY = {
     "layer_allocation_figure": "reports.figures",
     "save_figure": "reports.figures",
     "spectra_figure": "reports.figures",
+    "mixed_versions": "reports.provenance",
+    "versions_table": "reports.provenance",
 }
 
 
@@ -41,13 +43,15 @@ __all__ = [
     "build_report",
     "chance_accuracy",
     "cost_table",
-    "failure_summary",
     "format_cell",
     "format_failure",
     "layer_allocation_figure",
+    "lost_configs",
     "method_label",
     "method_palette",
+    "mixed_versions",
     "render",
     "save_figure",
     "spectra_figure",
+    "versions_table",
 ]

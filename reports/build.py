@@ -1,71 +1,33 @@
 """``build_report``: every table and figure of the paper, for whatever the database holds.
 
 Everything comes from :mod:`storage`'s typed queries; each query is a :class:`Query` so that the
-page can print exactly the call (function and filters) that made each table and figure.
+page can print exactly the call (function and filters) that made each table and figure. The
+page has one section per arch x data set x training budget (:mod:`reports.sections`), grouped
+by arch x data set: runs of different budgets are never averaged together.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
 import storage
-from reports.figures import accuracy_figure, layer_allocation_figure, save_figure, spectra_figure
+from reports.curves import chance_by_dataset
+from reports.figures import accuracy_figure, save_figure
 from reports.html import Item, Section, figure_body, page
-from reports.style import (
-    Color,
-    chance_accuracy,
-    density_palette,
-    method_order,
-    method_palette,
-    slug,
-)
-from reports.tables import accuracy_table, cost_table, failure_summary, render
+from reports.provenance import mixed_versions, provenance_summary, versions_table
+from reports.sections import FINISHED_OR_FAILED, Context, Query, series_section
+from reports.style import density_palette, method_order, method_palette
+from reports.tables import TABLE_KEYS, budgeted, render, rows_of, table_keys
 
-TABLE_FORMATS = {"md": "markdown", "csv": "csv", "tex": "latex"}
-FINISHED_OR_FAILED = ("finished", "failed")
 CLAIMS_QUERY = "reports.claims.check_claims(engine)  # storage.runs, spectra, layer_allocation"
 
+_SHOWN = Query("runs", storage.RunFilter(statuses=list(FINISHED_OR_FAILED)))
 
-@dataclass(frozen=True)
-class Query:
-    """A call of one of :mod:`storage`'s typed queries with its filter."""
-
-    function: str
-    where: storage.RunFilter = field(default_factory=storage.RunFilter)
-
-    def run(self, engine: Engine) -> pd.DataFrame:
-        query: Callable[[Engine, storage.RunFilter], pd.DataFrame] = getattr(storage, self.function)
-        return query(engine, self.where)
-
-    def __str__(self) -> str:
-        given = [
-            f"{f.name}={list(value)!r}"
-            for f in dataclasses.fields(self.where)
-            if (value := getattr(self.where, f.name))
-        ]
-        return f"storage.{self.function}(engine, storage.RunFilter({', '.join(given)}))"
-
-
-def _pair_filter(
-    arch: str, dataset: str, statuses: Sequence[str] | None = None
-) -> storage.RunFilter:
-    return storage.RunFilter(archs=[arch], datasets=[dataset], statuses=statuses)
-
-
-@dataclass
-class _Context:
-    engine: Engine
-    out_dir: Path
-    methods: dict[str, Color]
-    densities: dict[float, Color]
+__all__ = ["Query", "build_report"]
 
 
 def build_report(engine: Engine, out_dir: Path | str, *, claims: bool = False) -> Path:
@@ -78,53 +40,53 @@ def build_report(engine: Engine, out_dir: Path | str, *, claims: bool = False) -
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_query = Query("runs")
-    all_runs = runs_query.run(engine)
-    context = _Context(
+    all_runs = budgeted(runs_query.run(engine))
+    shown = all_runs[all_runs["status"].isin(FINISHED_OR_FAILED)]
+    context = Context(
         engine,
         out_dir,
         method_palette(all_runs["method"]),
         density_palette(all_runs["density"]),
+        chance=chance_by_dataset(all_runs),
     )
-    pairs = sorted(set(zip(all_runs["arch"], all_runs["dataset"])))
-    sections = [
-        _summary_section(all_runs, runs_query, Query("budgets").run(engine)),
-        Section("Accuracy versus density (Table 1, left)", _accuracy_tables(context, pairs)),
-        Section("Allocation cost (Table 1, right, measured)", _cost_tables(context, pairs)),
-        Section("Accuracy versus density (Figures 2, 3)", _accuracy_figure(context)),
-        Section("Kept weights per layer (Figures 5, 13)", _layer_figures(context, pairs)),
-        Section(
-            "Jacobian spectra at initialisation (Figure 4)",
-            _spectra_figures(context, pairs),
-            empty="no run stored a spectrum (train with 'bench run --spectrum')",
-        ),
-        Section("Failures", _failure_tables(context, pairs), empty="no run failed"),
-    ]
+    sections = [_summary_section(all_runs, shown, runs_query)]
+    overview = _overview_items(context)
+    if overview:
+        sections.append(Section("Accuracy versus density, every network and budget", overview))
     if claims:
-        sections.insert(1, Section("The paper's claims, checked", _claim_items(context)))
+        sections.append(Section("The paper's claims, checked", _claim_items(context)))
+    sections += [series_section(context, key, rows_of(shown, key)) for key in table_keys(all_runs)]
     intro = (
         f"{len(all_runs)} runs in {storage.display_url(str(engine.url))}. Every table and figure "
-        "below is made from the database alone, by the storage query printed under it."
+        "below is made from the database alone, by the storage query printed under it, with "
+        "one section per network, data set and training budget."
     )
+    if not shown.empty:
+        made = provenance_summary(shown)
+        intro += f" The {len(shown)} finished and failed runs were made with {made}"
     index = out_dir / "index.html"
     index.write_text(page("paibench report", intro, sections), encoding="utf-8")
     return index
 
 
-def _summary_section(all_runs: pd.DataFrame, query: Query, budgets: pd.DataFrame) -> Section:
+def _summary_section(all_runs: pd.DataFrame, shown: pd.DataFrame, query: Query) -> Section:
     if all_runs.empty:
         return Section("Runs", [])
     items = [_runs_item(all_runs, query)]
-    mixed = budgets.groupby(["arch", "dataset"])["runs"].transform("size") > 1
-    if mixed.any():
+    if not shown.empty:
+        items.append(_versions_item(shown))
+    mixed = mixed_versions(shown)
+    if not mixed.empty:
         items.append(
             Item(
-                "Mixed training budgets",
-                render(budgets[mixed].set_index(["arch", "dataset"]), "html"),
-                queries=[str(Query("budgets"))],
-                counts=f"{int(budgets[mixed]['runs'].sum())} runs",
-                note="These networks and data sets hold runs trained with different budgets; "
-                "the tables and figures below average a method's runs at a density over all "
-                "of them. Put each budget in its own database (--db) to compare like with like.",
+                "Warning: series made by different code versions",
+                render(mixed.set_index([*TABLE_KEYS, "method"]), "html"),
+                queries=[f"{_SHOWN}  # reports.mixed_versions"],
+                counts=f"{len(mixed)} series (arch, data set, budget, method)",
+                note="Each of these series averages runs made by different paibench versions or "
+                "git commits (runs without provenance count as one more version); its section "
+                "below says so again. Re-run it with one version to cite it.",
+                warning=True,
             )
         )
     return Section("Runs", items)
@@ -132,188 +94,61 @@ def _summary_section(all_runs: pd.DataFrame, query: Query, budgets: pd.DataFrame
 
 def _runs_item(all_runs: pd.DataFrame, query: Query) -> Item:
     counts = pd.crosstab(
-        [all_runs["arch"], all_runs["dataset"], all_runs["method"]], all_runs["status"]
+        [all_runs["arch"], all_runs["dataset"], all_runs["budget"], all_runs["method"]],
+        all_runs["status"],
     )
-    counts = counts.reindex(method_order(counts.index.get_level_values("method")), level=2)
+    counts = counts.reindex(method_order(counts.index.get_level_values("method")), level=3)
+    budgets = sorted(set(all_runs["budget"]))
     return Item(
         "Runs per status",
         render(counts, "html"),
         queries=[str(query)],
         counts=f"{len(all_runs)} runs",
+        note=f"Training budgets present: {'; '.join(budgets)}. Runs of different budgets are "
+        "never averaged together: each budget has its own section below.",
     )
 
 
-def _write_table(context: _Context, table: pd.DataFrame, name: str) -> list[str]:
-    files = []
-    for suffix, fmt in TABLE_FORMATS.items():
-        path = context.out_dir / f"{name}.{suffix}"
-        path.write_text(render(table, fmt), encoding="utf-8")
-        files.append(path.name)
-    return files
+def _versions_item(shown: pd.DataFrame) -> Item:
+    return Item(
+        "What the results are made of",
+        render(versions_table(shown), "html"),
+        queries=[str(_SHOWN)],
+        counts=f"{len(shown)} finished and failed runs",
+        note="Runs per paibench version, git commit ((dirty): the work tree had uncommitted "
+        "changes), Python, torch, CUDA and device, as each run recorded them; 'not recorded': "
+        "runs stored before runs recorded their provenance.",
+    )
 
 
-def _accuracy_tables(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
-    items = []
-    for arch, dataset in pairs:
-        accuracy = Query("accuracy", _pair_filter(arch, dataset))
-        runs = Query("runs", _pair_filter(arch, dataset, statuses=list(FINISHED_OR_FAILED)))
-        aggregated, failures = (
-            accuracy.run(context.engine),
-            failure_summary(runs.run(context.engine)),
-        )
-        tables = accuracy_table(aggregated, failures)
-        if (arch, dataset) not in tables:
-            continue
-        table = tables[(arch, dataset)]
-        items.append(
-            Item(
-                f"Test accuracy (%): {arch} on {dataset}",
-                render(table, "html"),
-                queries=[str(accuracy), f"{runs}  # failed configs: reports.failure_summary"],
-                counts=f"{int(aggregated['n'].sum())} finished runs, "
-                f"{int(failures['failed'].sum())} failed runs",
-                files=_write_table(context, table, slug("accuracy", arch, dataset)),
-                note="Cells: mean ± std over seeds (runs), Δ = difference to the dense baseline "
-                "in percentage points; n/a (reason): every run of that config failed.",
-            )
-        )
-    return items
-
-
-def _cost_tables(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
-    items = []
-    for arch, dataset in pairs:
-        query = Query("allocation_cost", _pair_filter(arch, dataset))
-        costs = query.run(context.engine)
-        for (a, d), table in cost_table(costs).items():
-            items.append(
-                Item(
-                    f"Allocation cost: {a} on {d}",
-                    render(table, "html"),
-                    queries=[str(query)],
-                    counts=f"{len(costs)} runs with a measured allocation",
-                    files=_write_table(context, table, slug("cost", a, d)),
-                    note="Means over runs. Peak memory: extra bytes over the start of the "
-                    "allocation (GPU: allocator peak; CPU: peak resident set).",
-                )
-            )
-    return items
-
-
-def _save(context: _Context, figure: Figure, name: str, title: str) -> tuple[str, list[str]]:
-    png, svg = save_figure(figure, context.out_dir, name)
-    return figure_body(png.name, svg.name, title), [png.name, svg.name]
-
-
-def _accuracy_figure(context: _Context) -> list[Item]:
-    accuracy = Query("accuracy")
-    runs = Query("runs", storage.RunFilter(statuses=list(FINISHED_OR_FAILED)))
-    aggregated, failures = accuracy.run(context.engine), failure_summary(runs.run(context.engine))
-    if aggregated.empty and failures.empty:
+def _overview_items(context: Context) -> list[Item]:
+    """Every arch x data set x budget's accuracy panel in one figure (the paper's Figures 2, 3);
+    each is also in its own section."""
+    query = Query("accuracy")
+    aggregated = query.run(context.engine)
+    if aggregated.empty:
         return []
-    figure = accuracy_figure(aggregated, failures, context.methods)
     title = "Test accuracy versus density"
-    body, files = _save(context, figure, "accuracy_vs_density", title)
-    chance = ", ".join(
-        f"{d}: {100 * chance_accuracy(d):.3g}%"
-        for d in sorted(set(aggregated["dataset"]) | set(failures["dataset"]))
-    )
-    lost = failures[failures["finished"] == 0]
+    figure = accuracy_figure(aggregated, context.methods, chance=context.chance)
+    png, svg = save_figure(figure, context.out_dir, "accuracy_vs_density")
+    chance = ", ".join(f"{d}: {100 * c:.3g}%" for d, c in sorted(context.chance.items()))
     return [
         Item(
-            title,
-            body,
-            queries=[str(accuracy), f"{runs}  # failed configs: reports.failure_summary"],
-            counts=f"{int(aggregated['n'].sum())} finished runs, {len(lost)} configs whose "
-            "runs all failed",
-            files=files,
-            note="Mean and ±1 std band over seeds; dashed black: dense baseline; X on the "
-            f"dotted line: every run failed, drawn at chance accuracy ({chance}).",
+            f"{title} (Figures 2, 3)",
+            figure_body(png.name, svg.name, title),
+            queries=[str(query)],
+            counts=f"{int(aggregated['n'].sum())} finished runs, "
+            f"{int((aggregated['n'] == 0).sum())} configs whose runs all failed",
+            files=[png.name, svg.name],
+            note="One panel per network, data set and training budget. Mean and ±1 std band "
+            "over seeds; dashed black: the dense baseline of that budget; X on the dotted line: "
+            f"every run failed, drawn at chance accuracy ({chance}).",
         )
     ]
 
 
-def _per_pair_figures(
-    context: _Context,
-    pairs: list[tuple[str, str]],
-    function: str,
-    make: Callable[[pd.DataFrame, dict[float, Color]], Figure],
-    prefix: str,
-    title: str,
-    note: str,
-) -> list[Item]:
-    """One figure per arch x data set from one storage query."""
-    items = []
-    for arch, dataset in pairs:
-        query = Query(function, _pair_filter(arch, dataset))
-        frame = query.run(context.engine)
-        if frame.empty:
-            continue
-        full_title = f"{title}: {arch} on {dataset}"
-        body, files = _save(context, make(frame, context.densities), slug(prefix, arch, dataset),
-                            full_title)  # fmt: skip
-        items.append(
-            Item(
-                full_title,
-                body,
-                queries=[str(query)],
-                counts=f"{frame['run_id'].nunique()} runs",
-                files=files,
-                note=note,
-            )
-        )
-    return items
-
-
-def _layer_figures(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
-    return _per_pair_figures(
-        context,
-        pairs,
-        "layer_allocation",
-        layer_allocation_figure,
-        "layers",
-        "Kept weights",
-        "Mean over seeds; grey: the layer's size. ▼ at the bottom: a layer that every run at "
-        "that density pruned entirely (where several densities did, the highest is on top).",
-    )
-
-
-def _spectra_figures(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
-    return _per_pair_figures(
-        context,
-        pairs,
-        "spectra",
-        spectra_figure,
-        "spectra",
-        "Jacobian spectrum",
-        "Mean over seeds, rank by rank; dashed black: the dense network. ▼ at the bottom: a "
-        "singular value exactly 0 (an identically zero spectrum has no curve, only ▼). Equal "
-        "spectra (DCTpS at every density) draw on top of each other.",
-    )
-
-
-def _failure_tables(context: _Context, pairs: list[tuple[str, str]]) -> list[Item]:
-    items = []
-    for arch, dataset in pairs:
-        query = Query("failures", _pair_filter(arch, dataset))
-        frame = query.run(context.engine)
-        if frame.empty:
-            continue
-        columns = ["method", "density", "seed", "stage", "exception_type", "reason"]
-        table = frame[columns].set_index(["method", "density", "seed"])
-        items.append(
-            Item(
-                f"Failures: {arch} on {dataset}",
-                render(table, "html"),
-                queries=[str(query)],
-                counts=f"{frame['run_id'].nunique()} failed runs",
-                files=_write_table(context, table, slug("failures", arch, dataset)),
-            )
-        )
-    return items
-
-
-def _claim_items(context: _Context) -> list[Item]:
+def _claim_items(context: Context) -> list[Item]:
+    """One item per verdict, each titled by its claim (``Claim 3 (FORCE): holds``)."""
     from reports.claims import CRITERIA, STATEMENTS, check_claims, claims_markdown
 
     verdicts = check_claims(context.engine)
@@ -324,7 +159,7 @@ def _claim_items(context: _Context) -> list[Item]:
         evidence = "".join(f"<li>{escape(line)}</li>" for line in verdict.evidence)
         items.append(
             Item(
-                f"Claim {verdict.number}: {verdict.label}",
+                f"{verdict.title}: {verdict.label}",
                 f"<blockquote>{escape(STATEMENTS[verdict.number])}</blockquote><ul>{evidence}</ul>",
                 queries=[CLAIMS_QUERY],
                 files=[path.name],

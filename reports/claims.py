@@ -2,8 +2,10 @@
 
 Every verdict is computed from :mod:`storage`'s query frames alone, by the criteria stated in
 :data:`CRITERIA`, so that a study re-run on another machine or budget gets its own verdicts
-rather than ours. A config whose runs all failed counts as chance accuracy, as in the paper
-(appendix D.1: "the test accuracy for FORCE is reported as equal to that of random guessing").
+rather than ours. Each arch x data set x training budget is checked on its own (runs of different
+budgets are never averaged together). A config whose runs all failed counts as chance accuracy,
+as in the paper (appendix D.1: "the test accuracy for FORCE is reported as equal to that of
+random guessing"), chance being 1 / the class count the runs recorded.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from sqlalchemy import Engine
 
 import storage
 from reports.curves import AT_CHANCE, collapse_density, mean_accuracy, zero_spectrum_density
-from reports.style import DENSE, DENSE_DENSITY, chance_accuracy
+from reports.style import DENSE, DENSE_DENSITY, chance_accuracy, method_label
+from reports.tables import TableKey, budgeted, rows_of
 
 CLOSE_TO_DENSE = 0.05  # within 5 points of the dense baseline is "close to dense"
 MODERATE = 0.05  # claim 1's "moderate density": 5% and above
 EXTREME = 0.001  # claim 3's "extreme densities": 0.1% and below
 SHORTCUT_DENSITIES = (0.05, 0.02, 0.01)  # claim 5's "moderate densities" for the ResNet check
 LOWEST = 2  # claim 2: DCTpS must lead at the two lowest densities of the grid
+# Claim 3's methods: (registry name, what the paper calls it, if that differs)
+CLAIM_3_METHODS = (("force", ""), ("itersnip", "the paper's 'FORCE'"))
 SPECTRUM_TOLERANCE = 1e-4  # claim 4: relative spread of DCTpS's top singular value over densities
 EQUAL_PER_LAYER = 0.5  # claim 5: SynFlow's per-layer spread at most half uniform pruning's
 
@@ -60,15 +65,24 @@ STATEMENTS = {
 
 @dataclass
 class Verdict:
-    """One claim: holds (True/False) or cannot be checked (None), with the numbers behind it."""
+    """One claim: holds (True/False) or cannot be checked (None), with the numbers behind it.
+
+    ``subject``: what this verdict is about when a claim has several (claim 3: one per method).
+    """
 
     number: int
     holds: bool | None
     evidence: list[str] = field(default_factory=list)
+    subject: str | None = None
 
     @property
     def label(self) -> str:
         return {True: "holds", False: "does not hold", None: "not checked"}[self.holds]
+
+    @property
+    def title(self) -> str:
+        """``Claim 3 (FORCE)``: unique among the verdicts of :func:`check_claims`."""
+        return f"Claim {self.number}" + (f" ({self.subject})" if self.subject else "")
 
 
 def _all(values: Iterable[bool | None]) -> bool | None:
@@ -81,28 +95,41 @@ def _fmt(density: float | None) -> str:
     return "never" if density is None else f"{density:g}"
 
 
-def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    return sorted(set(zip(frame["arch"], frame["dataset"])))
+def _series(frame: pd.DataFrame) -> list[TableKey]:
+    """Every (arch, dataset, budget) of a budgeted frame, sorted."""
+    return sorted(set(zip(frame["arch"], frame["dataset"], frame["budget"])))
 
 
-def _curve(acc: pd.DataFrame, arch: str, dataset: str, method: str) -> pd.Series:
-    rows = acc[(acc["arch"] == arch) & (acc["dataset"] == dataset) & (acc["method"] == method)]
-    return rows.set_index("density")["mean"].sort_index()
+def _name(key: TableKey) -> str:
+    """``mlp on digits (adam, 10 epochs)``."""
+    arch, dataset, budget = key
+    return f"{arch} on {dataset} ({budget})"
+
+
+def _curve(acc: pd.DataFrame, key: TableKey, method: str) -> pd.Series:
+    rows = rows_of(acc, key)
+    return rows[rows["method"] == method].set_index("density")["mean"].sort_index()
+
+
+def _chance(acc: pd.DataFrame, key: TableKey) -> float:
+    """Chance accuracy of a series: its runs' recorded class count (:func:`mean_accuracy`'s
+    ``chance``), else the data set's built-in count."""
+    rows = rows_of(acc, key)
+    if "chance" in rows.columns and rows["chance"].notna().any():
+        return float(rows["chance"].max())
+    return chance_accuracy(key[1])
 
 
 def claim_1(acc: pd.DataFrame) -> Verdict:
     verdict = Verdict(1, None)
     parts = []
-    for arch, dataset in _pairs(acc):
-        dense = _curve(acc, arch, dataset, DENSE)
+    acc = budgeted(acc)
+    for key in _series(acc):
+        dense = _curve(acc, key, DENSE)
         if DENSE_DENSITY not in dense.index:
             continue
-        pair = acc[
-            (acc["arch"] == arch)
-            & (acc["dataset"] == dataset)
-            & (acc["method"] != DENSE)
-            & (acc["density"] >= MODERATE)
-        ]
+        pair = rows_of(acc, key)
+        pair = pair[(pair["method"] != DENSE) & (pair["density"] >= MODERATE)]
         if pair.empty:
             continue
         gaps = (pair["mean"] - dense[DENSE_DENSITY]).abs()
@@ -110,7 +137,7 @@ def claim_1(acc: pd.DataFrame) -> Verdict:
         far = pair[gaps > CLOSE_TO_DENSE]
         parts.append(far.empty)
         verdict.evidence.append(
-            f"{arch} on {dataset}: dense {100 * dense[DENSE_DENSITY]:.2f}%; largest gap "
+            f"{_name(key)}: dense {100 * dense[DENSE_DENSITY]:.2f}%; largest gap "
             f"{100 * (worst['mean'] - dense[DENSE_DENSITY]):+.2f} points ({worst['method']} at "
             f"{worst['density']:g}); {len(far)} of {len(pair)} method x density cells further "
             f"than {100 * CLOSE_TO_DENSE:g} points"
@@ -127,9 +154,10 @@ def claim_1(acc: pd.DataFrame) -> Verdict:
 def claim_2(acc: pd.DataFrame) -> Verdict:
     verdict = Verdict(2, None)
     parts = []
-    for arch, dataset in _pairs(acc):
-        chance = chance_accuracy(dataset)
-        curves = {m: _curve(acc, arch, dataset, m) for m in ("random", "epl", "dctps")}
+    acc = budgeted(acc)
+    for key in _series(acc):
+        chance = _chance(acc, key)
+        curves = {m: _curve(acc, key, m) for m in ("random", "epl", "dctps")}
         if any(c.empty for c in curves.values()):
             continue
         collapse = {m: collapse_density(c, chance) for m, c in curves.items()}
@@ -137,7 +165,8 @@ def claim_2(acc: pd.DataFrame) -> Verdict:
             collapse["epl"] is None or collapse["random"] > collapse["epl"]
         )
         dctps_never = collapse["dctps"] is None
-        sparse = acc[(acc["arch"] == arch) & (acc["dataset"] == dataset) & (acc["method"] != DENSE)]
+        sparse = rows_of(acc, key)
+        sparse = sparse[sparse["method"] != DENSE]
         lowest = sorted(sparse["density"].unique())[:LOWEST]
         leads = []
         for density in lowest:
@@ -145,12 +174,12 @@ def claim_2(acc: pd.DataFrame) -> Verdict:
             best = at.idxmax()
             leads.append(at.get("dctps", -1.0) >= at.max())
             verdict.evidence.append(
-                f"{arch} on {dataset} at {density:g}: DCTpS {100 * at.get('dctps', np.nan):.2f}%, "
+                f"{_name(key)} at {density:g}: DCTpS {100 * at.get('dctps', np.nan):.2f}%, "
                 f"best {best} {100 * at.max():.2f}%"
             )
         parts.append(uniform_first and dctps_never and all(leads))
         verdict.evidence.append(
-            f"{arch} on {dataset}: collapse density uniform {_fmt(collapse['random'])}, EPL "
+            f"{_name(key)}: collapse density uniform {_fmt(collapse['random'])}, EPL "
             f"{_fmt(collapse['epl'])}, DCTpS {_fmt(collapse['dctps'])}; DCTpS at the lowest "
             f"density {100 * curves['dctps'].iloc[0]:.2f}% (chance {100 * chance:g}%)"
         )
@@ -159,23 +188,25 @@ def claim_2(acc: pd.DataFrame) -> Verdict:
 
 
 def claim_3(runs: pd.DataFrame) -> list[Verdict]:
+    """One verdict per method of :data:`CLAIM_3_METHODS`, titled by it (``Claim 3 (FORCE)``)."""
+    runs = budgeted(runs)
     verdicts = []
-    for method, name in (("force", "FORCE"), ("itersnip", "Iter-SNIP, the paper's 'FORCE'")):
-        verdict = Verdict(3, None, [f"{name} ({method}):"])
+    for method, note in CLAIM_3_METHODS:
+        verdict = Verdict(3, None, [f"{method}: {note}"] if note else [], method_label(method))
+        verdicts.append(verdict)
         mine = runs[(runs["method"] == method) & runs["status"].isin(["finished", "failed"])]
         if mine.empty:
             verdict.evidence.append("no runs")
-            verdicts.append(verdict)
             continue
         failed = mine[mine["status"] == "failed"]
         ordinary = failed[failed["arch"] != "fixup_resnet110"]
         extreme = ordinary[ordinary["density"] <= EXTREME]
-        for (arch, dataset), group in ordinary.groupby(["arch", "dataset"]):
+        for key in _series(ordinary):
+            group = rows_of(ordinary, key)
             densities = ", ".join(f"{d:g}" for d in sorted(group["density"].unique()))
-            total = len(mine[(mine["arch"] == arch) & (mine["dataset"] == dataset)])
+            total = len(rows_of(mine, key))
             verdict.evidence.append(
-                f"{arch} on {dataset}: {len(group)} of {total} runs failed, at densities "
-                f"{densities}"
+                f"{_name(key)}: {len(group)} of {total} runs failed, at densities {densities}"
             )
         fixup = mine[mine["arch"] == "fixup_resnet110"]
         fixup_failed = None if fixup.empty else bool((fixup["status"] == "failed").all())
@@ -190,7 +221,6 @@ def claim_3(runs: pd.DataFrame) -> list[Verdict]:
         if ordinary.empty:
             verdict.evidence.append("no failure on any other network")
         verdict.holds = _all([not extreme.empty, fixup_failed])
-        verdicts.append(verdict)
     return verdicts
 
 
@@ -200,34 +230,35 @@ def claim_4(acc: pd.DataFrame, spectra: pd.DataFrame) -> Verdict:
     if spectra.empty:
         verdict.evidence.append("no run stored a spectrum (bench run --spectrum)")
         return verdict
+    acc, spectra = budgeted(acc), budgeted(spectra)
     top = (
         spectra[spectra["rank"] == 0]
-        .groupby(["arch", "dataset", "method", "density"])["value"]
+        .groupby(["arch", "dataset", "budget", "method", "density"])["value"]
         .mean()
     )
-    for arch, dataset in _pairs(spectra):
-        chance = chance_accuracy(dataset)
+    for key in _series(spectra):
+        chance = _chance(acc, key)
         for method in ("random", "epl"):
             try:
-                spectrum = top.loc[(arch, dataset, method)]
+                spectrum = top.loc[(*key, method)]
             except KeyError:
                 continue
-            curve = _curve(acc, arch, dataset, method)
+            curve = _curve(acc, key, method)
             collapse = collapse_density(curve, chance)
             zero = zero_spectrum_density(spectrum)
             parts.append(collapse == zero)
             verdict.evidence.append(
-                f"{arch} on {dataset}, {method}: collapses to chance from {_fmt(collapse)}, "
+                f"{_name(key)}, {method}: collapses to chance from {_fmt(collapse)}, "
                 f"spectrum identically zero from {_fmt(zero)}"
             )
         try:
-            dctps = top.loc[(arch, dataset, "dctps")]
+            dctps = top.loc[(*key, "dctps")]
         except KeyError:
             continue
         spread = float((dctps.max() - dctps.min()) / dctps.abs().mean())
         parts.append(spread <= SPECTRUM_TOLERANCE)
         verdict.evidence.append(
-            f"{arch} on {dataset}, dctps: top singular value {dctps.mean():.4g} at every density "
+            f"{_name(key)}, dctps: top singular value {dctps.mean():.4g} at every density "
             f"(relative spread {spread:.2g} over {len(dctps)} densities)"
         )
     verdict.holds = _all(parts)
@@ -241,8 +272,9 @@ def _variation(kept: pd.Series) -> float:
 def claim_5(layers: pd.DataFrame) -> Verdict:
     verdict = Verdict(5, None)
     parts = []
-    for arch, dataset in _pairs(layers):
-        pair = layers[(layers["arch"] == arch) & (layers["dataset"] == dataset)]
+    layers = budgeted(layers)
+    for key in _series(layers):
+        pair = rows_of(layers, key)
         shortcut = pair["name"].str.contains("shortcut")
         if not shortcut.any():
             continue
@@ -265,7 +297,7 @@ def claim_5(layers: pd.DataFrame) -> Verdict:
             parts.extend([bool((cut["kept"] == 0).all()), equal])
             in_shortcuts = ", ".join(f"{k:.3g}" for k in cut["kept"])
             verdict.evidence.append(
-                f"{arch} on {dataset} at {density:g}: SynFlow keeps "
+                f"{_name(key)} at {density:g}: SynFlow keeps "
                 f"{in_shortcuts} weights in the {len(cut)} shortcuts; "
                 f"other layers {others['kept'].min():.4g} to {others['kept'].max():.4g} "
                 f"(coefficient of variation {cv_syn:.2f}; uniform pruning {cv_uni:.2f})"
@@ -288,23 +320,18 @@ def check_claims(engine: Engine) -> list[Verdict]:
 
 
 def claims_markdown(verdicts: list[Verdict]) -> str:
-    """The verdicts as Markdown: statement, verdict, criterion, numbers."""
+    """The verdicts as Markdown, one section each (``### Claim 3 (FORCE): holds``): statement,
+    verdict, criterion, numbers."""
     lines = []
     for verdict in verdicts:
-        if verdict.evidence and verdict.evidence[0].endswith(":"):
-            heading, evidence = verdict.evidence[0][:-1], verdict.evidence[1:]
-            title = f"### Claim {verdict.number}, {heading}: {verdict.label}"
-        else:
-            evidence = verdict.evidence
-            title = f"### Claim {verdict.number}: {verdict.label}"
         lines += [
-            title,
+            f"### {verdict.title}: {verdict.label}",
             "",
             f"> {STATEMENTS[verdict.number]}",
             "",
             f"Criterion: {CRITERIA[verdict.number]}.",
             "",
         ]
-        lines += [f"- {line}" for line in evidence] or ["- no data"]
+        lines += [f"- {line}" for line in verdict.evidence] or ["- no data"]
         lines.append("")
     return "\n".join(lines)

@@ -5,27 +5,60 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports.style import chance_accuracy
+from reports.style import budget_name, chance_accuracy
 
 AT_CHANCE = 0.05  # a mean accuracy within 5 points of chance is "at chance" (collapsed)
+MEAN_KEYS = ["arch", "dataset", "budget", "method", "density"]
+
+
+def run_chance(runs: pd.DataFrame) -> pd.Series:
+    """Chance accuracy of each run of :func:`storage.runs`'s frame: 1 / its recorded
+    ``num_classes``, or the data set's built-in count for runs recorded without one."""
+    classes = runs["num_classes"] if "num_classes" in runs.columns else [None] * len(runs)
+    return pd.Series(
+        [
+            chance_accuracy(dataset, None if pd.isna(n) else int(n))
+            for dataset, n in zip(runs["dataset"], classes)
+        ],
+        index=runs.index,
+        dtype=float,
+    )
+
+
+def chance_by_dataset(runs: pd.DataFrame) -> dict[str, float]:
+    """Chance accuracy per data set of :func:`storage.runs`'s frame (the most common of its
+    runs' :func:`run_chance`), for figures and notes."""
+    if runs.empty:
+        return {}
+    chance = run_chance(runs)
+    return {
+        str(dataset): float(values.mode().iloc[0])
+        for dataset, values in chance.groupby(runs["dataset"])
+    }
 
 
 def mean_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean test accuracy per arch x dataset x method x density; failed runs count as chance.
+    """Mean test accuracy per arch x dataset x budget x method x density; failed runs count as
+    chance (:func:`run_chance`: the run's recorded class count when it has one).
 
-    ``runs`` is :func:`storage.runs`'s frame. Columns: arch, dataset, method, density, mean,
-    n (runs), failed (runs).
+    ``runs`` is :func:`storage.runs`'s frame. Columns: arch, dataset, budget, method, density,
+    mean, n (runs), failed (runs), chance.
     """
     done = runs[runs["status"].isin(["finished", "failed"])].copy()
     if done.empty:
-        return pd.DataFrame(columns=["arch", "dataset", "method", "density", "mean", "n", "failed"])
-    chance = done["dataset"].map(chance_accuracy)
-    done["acc"] = done["test_acc"].where(done["status"] == "finished", chance)
+        return pd.DataFrame(columns=[*MEAN_KEYS, "mean", "n", "failed", "chance"])
+    done["budget"] = [budget_name(b) for b in done["budget"]]
+    done["chance"] = run_chance(done)
+    done["acc"] = done["test_acc"].where(done["status"] == "finished", done["chance"])
     done["is_failed"] = done["status"] == "failed"
-    keys = ["arch", "dataset", "method", "density"]
     return (
-        done.groupby(keys)
-        .agg(mean=("acc", "mean"), n=("acc", "size"), failed=("is_failed", "sum"))
+        done.groupby(MEAN_KEYS)
+        .agg(
+            mean=("acc", "mean"),
+            n=("acc", "size"),
+            failed=("is_failed", "sum"),
+            chance=("chance", "max"),
+        )
         .reset_index()
     )
 

@@ -8,7 +8,7 @@ carries a ``gid``: ``mean:M``, ``band:M``, ``failed-line:M``, ``failed:M`` (meth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,6 @@ from reports.plotting import (
     _legend,
     _log_y,
     _mark_zeros,
-    _panel_keys,
     _panels,
     _proxy,
     _style,
@@ -37,6 +36,7 @@ from reports.style import (
     DENSE,
     DENSE_COLOR,
     Color,
+    budget_name,
     chance_accuracy,
     density_palette,
     format_density,
@@ -45,62 +45,78 @@ from reports.style import (
     method_order,
     method_palette,
 )
-from reports.tables import FAILURE_COLUMNS, dense_baseline
+from reports.tables import (
+    TableKey,
+    accuracy_rows,
+    budgeted,
+    dense_baseline,
+    rows_of,
+    table_keys,
+)
+
+
+def panel_title(key: TableKey) -> str:
+    """``mlp on digits`` over the budget's label, the title of one accuracy panel."""
+    arch, dataset, budget = key
+    return f"{arch} on {dataset}\n{budget_name(budget)}"
 
 
 def accuracy_figure(
     aggregated: pd.DataFrame,
-    failures: pd.DataFrame | None = None,
     palette: dict[str, Color] | None = None,
     ncols: int = 2,
+    *,
+    chance: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Test accuracy versus density (Figures 2, 3), one panel per arch x data set.
+    """Test accuracy versus density (Figures 2, 3), one panel per arch x data set x budget
+    (titled by :func:`panel_title`).
 
-    ``aggregated`` is :func:`storage.accuracy`'s frame, ``failures``
-    :func:`reports.tables.failure_summary`'s. Per method: the mean (line, ``mean:M``) and a
-    band of one std (``band:M``); densities where every run failed are drawn at chance accuracy
-    (``failed:M`` markers) and reached by dashed segments (``failed-line:M``). The dense baseline
-    is a dashed black line (``dense``), chance a dotted grey one (``chance``, panels with
-    failures only).
+    ``aggregated`` is :func:`storage.accuracy`'s frame. Per method: the mean (line, ``mean:M``)
+    and a band of one std (``band:M``); densities where every run failed (n = 0) are drawn at
+    chance accuracy (``failed:M`` markers) and reached by dashed segments (``failed-line:M``).
+    The dense baseline (of the same budget) is a dashed black line (``dense``), chance a dotted
+    grey one (``chance``, panels with failures only). ``chance``: chance accuracy per data set
+    (:func:`reports.curves.chance_by_dataset`, from the runs' recorded class counts); a data set
+    it lacks gets :func:`~reports.style.chance_accuracy`.
     """
-    failures = failures if failures is not None else pd.DataFrame(columns=FAILURE_COLUMNS)
-    failures = failures[failures["finished"] == 0]
-    keys = _panel_keys(aggregated, failures)
+    rows = accuracy_rows(aggregated)
+    failures = rows[rows["n"] == 0]
+    aggregated = rows[rows["n"] > 0]
+    keys = table_keys(rows)
     if not keys:
         raise ValueError("no accuracy results to plot")
-    methods = method_order(set(aggregated["method"]) | set(failures["method"]))
+    methods = method_order(set(rows["method"]))
     palette = palette or method_palette(methods)
-    baseline = dense_baseline(aggregated)["mean"]
+    baseline = dense_baseline(aggregated)
     figure, axes = _panels(len(keys), ncols)
     drawn: set[str] = set()
-    for ax, (arch, dataset) in zip(axes, keys):
-        acc = aggregated[(aggregated["arch"] == arch) & (aggregated["dataset"] == dataset)]
-        failed = failures[(failures["arch"] == arch) & (failures["dataset"] == dataset)]
+    for ax, key in zip(axes, keys):
+        acc, failed = rows_of(aggregated, key), rows_of(failures, key)
         acc, failed = acc[acc["method"] != DENSE], failed[failed["method"] != DENSE]
-        chance = chance_accuracy(dataset)
+        level = (chance or {}).get(key[1]) or chance_accuracy(key[1])
         for method in method_order(set(acc["method"]) | set(failed["method"])):
             mean = acc[acc["method"] == method].set_index("density")
             lost = sorted(failed.loc[failed["method"] == method, "density"])
-            _method_curve(ax, method, palette[method], mean, lost, chance)
+            _method_curve(ax, method, palette[method], mean, lost, level)
             drawn.add(method)
-        if (arch, dataset) in baseline.index:
-            ax.axhline(baseline[(arch, dataset)], ls="--", color=DENSE_COLOR, lw=1.3, gid="dense")
+        if key in baseline.index:
+            ax.axhline(baseline[key], ls="--", color=DENSE_COLOR, lw=1.3, gid="dense")
         if not failed.empty:
-            ax.axhline(chance, ls=":", color="0.45", lw=1.1, gid="chance")
+            ax.axhline(level, ls=":", color="0.45", lw=1.1, gid="chance")
         densities = [*acc["density"], *failed["density"]]
         if densities:
             _density_axis(ax, densities)
         _min_span(ax, MIN_ACCURACY_SPAN)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_ylabel("test accuracy")
-        ax.set_title(f"{arch} on {dataset}")
+        ax.set_title(panel_title(key))
     handles = [
         _proxy(method_label(m), color=palette[m], marker=method_marker(m))
         for m in method_order(drawn)
     ]  # fmt: skip
     if not baseline.empty:
         handles.append(_proxy("dense baseline", color=DENSE_COLOR, ls="--"))
-    if not failures.empty:
+    if not failures[failures["method"] != DENSE].empty:
         handles.append(_proxy("all runs failed (at chance)", color="0.3", ls="--", marker="X"))
         handles.append(_proxy("chance (1 / classes)", color="0.45", ls=":"))
     _legend(figure, handles)
@@ -143,11 +159,16 @@ def _method_curve(
     )  # fmt: skip
 
 
-def _one_panel_set(frame: pd.DataFrame, what: str) -> tuple[str, str]:
-    pairs = _panel_keys(frame)
-    if len(pairs) != 1:
-        raise ValueError(f"{what} needs the rows of one arch x data set, got {pairs or 'none'}")
-    return pairs[0]
+def _one_panel_set(frame: pd.DataFrame, what: str) -> tuple[pd.DataFrame, str]:
+    """``frame`` budgeted, and the words for its one arch x data set x budget."""
+    frame = budgeted(frame)
+    keys = table_keys(frame)
+    if len(keys) != 1:
+        raise ValueError(
+            f"{what} needs the rows of one arch x data set x budget, got {keys or 'none'}"
+        )
+    arch, dataset, budget = keys[0]
+    return frame, f"{arch} on {dataset} ({budget})"
 
 
 def _density_handles(palette: dict[float, Color], densities: Sequence[float]) -> list[Line2D]:
@@ -161,14 +182,14 @@ def _density_handles(palette: dict[float, Color], densities: Sequence[float]) ->
 def layer_allocation_figure(
     layers: pd.DataFrame, palette: dict[float, Color] | None = None, ncols: int = 3
 ) -> Figure:
-    """Kept weights per prunable layer (Figures 5, 13) for one arch x data set.
+    """Kept weights per prunable layer (Figures 5, 13) for one arch x data set x budget.
 
     ``layers`` is :func:`storage.layer_allocation`'s frame. One panel per method (the dense
     baseline only when it is alone), one curve per density (``kept:D``, mean over seeds), the
     layer sizes in grey (``size``), and a marker at the bottom of the log axis for each layer
     that every run of a density pruned entirely (``zero:D``).
     """
-    arch, dataset = _one_panel_set(layers, "layer_allocation_figure")
+    layers, where = _one_panel_set(layers, "layer_allocation_figure")
     methods = method_order(set(layers["method"]) - {DENSE}) or [DENSE]
     palette = palette or density_palette(layers["density"])
     sizes = layers.groupby("layer_index")["total"].max()
@@ -200,7 +221,7 @@ def layer_allocation_figure(
     if any_zero:
         handles.append(_proxy("layer pruned entirely (0 kept)", color="0.3", ls="none", marker="v"))
     _legend(figure, handles)
-    figure.suptitle(f"Kept weights per layer: {arch} on {dataset}")
+    figure.suptitle(f"Kept weights per layer: {where}")
     return figure
 
 
@@ -208,14 +229,15 @@ def layer_allocation_figure(
 def spectra_figure(
     spectra: pd.DataFrame, palette: dict[float, Color] | None = None, ncols: int = 3
 ) -> Figure:
-    """Top singular values of the input-output Jacobian at init (Figure 4), one arch x data set.
+    """Top singular values of the input-output Jacobian at init (Figure 4), for one arch x data
+    set x budget.
 
     ``spectra`` is :func:`storage.spectra`'s frame. One panel per method, one curve per density
     (``spectrum:D``, mean over seeds rank by rank), the dense spectrum as a dashed black line
     (``dense``) in every panel, and markers at the bottom for singular values that are exactly 0
     (``zero:D``; a spectrum that is identically 0 is a row of them).
     """
-    arch, dataset = _one_panel_set(spectra, "spectra_figure")
+    spectra, where = _one_panel_set(spectra, "spectra_figure")
     methods = method_order(set(spectra["method"]) - {DENSE}) or [DENSE]
     palette = palette or density_palette(spectra["density"])
     mean = spectra.groupby(["method", "density", "rank"])["value"].mean()
@@ -254,7 +276,7 @@ def spectra_figure(
     if any_zero:
         handles.append(_proxy("singular value exactly 0", color="0.3", ls="none", marker="v"))
     _legend(figure, handles)
-    figure.suptitle(f"Input-output Jacobian spectrum at initialisation: {arch} on {dataset}")
+    figure.suptitle(f"Input-output Jacobian spectrum at initialisation: {where}")
     return figure
 
 

@@ -9,7 +9,6 @@ from functools import wraps
 from typing import Any, ParamSpec
 
 import matplotlib as mpl
-import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -121,8 +120,3 @@ def _log_y(ax: Axes) -> None:
 def _proxy(label: str, **style: Any) -> Line2D:
     """A legend entry that is not drawn on any axes."""
     return Line2D([], [], label=label, **style)
-
-
-def _panel_keys(*frames: pd.DataFrame) -> list[tuple[str, str]]:
-    pairs = {(a, d) for f in frames for a, d in zip(f["arch"], f["dataset"])}
-    return sorted(pairs)

@@ -7,6 +7,7 @@ fixed colours, methods from plugins take the next free colours in name order.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 Color = tuple[float, float, float]
@@ -56,12 +57,11 @@ METHOD_MARKERS = {
     "epl": "^",
 }
 DEFAULT_MARKER = "o"
-# Classes of the built-in data sets, for chance accuracy when the caller has no class count.
+# Classes of the built-in data sets, for chance accuracy of runs recorded before runs stored
+# their class count (storage.runs' ``num_classes``, which comes first: see chance_accuracy).
 # Their home is the data set registry (bench.data, DatasetSpec.num_classes), which reports may
-# not import (design.md: reports -> storage only), and the database does not record a run's
-# class count yet; until it does (then chance comes from the query results, see
-# chance_accuracy), this table repeats the counts and tests/test_data.py checks it against the
-# registry so that the two cannot drift.
+# not import (design.md: reports -> storage only); tests/test_data.py checks this copy against
+# the registry so that the two cannot drift.
 DATASET_CLASSES = {
     "digits": 10,
     "fashion-mnist": 10,
@@ -142,3 +142,19 @@ def slug(*parts: str) -> str:
     """A file-name-safe name made of ``parts``."""
     text = "_".join(parts)
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
+
+
+UNKNOWN_BUDGET = "budget not recorded"
+
+
+def budget_name(budget: object) -> str:
+    """A training budget's label as shown (storage.budget_label's text, or a placeholder)."""
+    if budget is None or (isinstance(budget, float) and math.isnan(budget)):
+        return UNKNOWN_BUDGET
+    return str(budget).strip() or UNKNOWN_BUDGET
+
+
+def budget_slug(budget: object) -> str:
+    """``adam, 10 epochs, 5,000 images`` -> ``adam-10-epochs-5000-images``, for file names."""
+    text = re.sub(r"(?<=\d),(?=\d)", "", budget_name(budget).lower())
+    return re.sub(r"[^a-z0-9.]+", "-", text).strip("-") or "budget"

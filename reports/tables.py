@@ -9,12 +9,16 @@ from typing import Any
 
 import pandas as pd
 
-from reports.style import DENSE, DENSE_DENSITY, method_order
+from reports.style import DENSE, DENSE_DENSITY, budget_name, method_order
 
-CONFIG_KEYS = ["arch", "dataset", "method", "density"]
-FAILURE_COLUMNS = [*CONFIG_KEYS, "failed", "finished", "reason"]
+TABLE_KEYS = ["arch", "dataset", "budget"]  # one table (and report section) per budget
+SERIES_KEYS = [*TABLE_KEYS, "method"]  # one line of a figure, one row of a table
+CONFIG_KEYS = [*SERIES_KEYS, "density"]  # one cell: the runs averaged together (over seeds)
+ACCURACY_COLUMNS = [*CONFIG_KEYS, "mean", "std", "n", "min", "max", "failed", "reason"]
 REASON_WIDTH = 40  # characters of a failure reason shown in a table cell
 FORMATS = ("table", "markdown", "csv", "latex", "json", "html")
+
+TableKey = tuple[str, str, str]  # (arch, dataset, budget)
 
 
 def format_cell(
@@ -30,72 +34,99 @@ def format_cell(
     return cell if delta is None else f"{cell} Δ {delta:+.2f}"
 
 
-def format_failure(reason: str) -> str:
+def format_failure(reason: str | None) -> str:
     """``n/a (reason)`` for a config whose runs all failed; long reasons are cut."""
-    reason = " ".join(str(reason).split()) or "failed"
+    reason = " ".join(str(reason or "").split()) or "failed"
     if len(reason) > REASON_WIDTH:
         reason = reason[: REASON_WIDTH - 1] + "…"
     return f"n/a ({reason})"
 
 
-def failure_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Failed runs per config from :func:`storage.runs`'s frame.
+def accuracy_rows(aggregated: pd.DataFrame) -> pd.DataFrame:
+    """:func:`storage.accuracy`'s frame with every column of :data:`ACCURACY_COLUMNS`.
 
-    Columns: arch, dataset, method, density, failed, finished (runs of each status) and reason
-    (the distinct reasons of the failed runs, joined by ``; ``). Only configs with a failure.
+    A frame without ``failed``/``reason`` (built by hand) counts no failures; ``budget`` is
+    required, because runs of different budgets must never share a cell.
     """
-    failed = runs[runs["status"] == "failed"]
-    if failed.empty:
-        return pd.DataFrame(columns=FAILURE_COLUMNS)
-    finished = runs[runs["status"] == "finished"].groupby(CONFIG_KEYS).size()
-    out = (
-        failed.assign(reason=failed["reason"].fillna("failed"))
-        .groupby(CONFIG_KEYS)
-        .agg(failed=("id", "size"), reason=("reason", lambda r: "; ".join(sorted(set(r)))))
-        .reset_index()
-    )
-    index = pd.MultiIndex.from_frame(out[CONFIG_KEYS])
-    out["finished"] = finished.reindex(index, fill_value=0).to_numpy()
-    return out[FAILURE_COLUMNS]
+    out = budgeted(aggregated)
+    for column, default in (("min", out["mean"]), ("max", out["mean"]), ("failed", 0)):
+        if column not in out.columns:
+            out[column] = default
+    if "reason" not in out.columns:
+        out["reason"] = None
+    out["failed"] = out["failed"].fillna(0).astype(int)
+    out["n"] = out["n"].fillna(0).astype(int)
+    return out[ACCURACY_COLUMNS]
 
 
-def dense_baseline(aggregated: pd.DataFrame) -> pd.DataFrame:
-    """The dense runs' (density 1) rows of :func:`storage.accuracy`'s frame, per arch x dataset."""
-    dense = aggregated[(aggregated["method"] == DENSE) & (aggregated["density"] == DENSE_DENSITY)]
-    return dense.set_index(["arch", "dataset"])
+def budgeted(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a query frame whose ``budget`` column holds the label shown for each run
+    (:func:`~reports.style.budget_name`: a run without one gets a placeholder, never NaN)."""
+    if "budget" not in frame.columns:
+        raise ValueError(
+            "the frame has no 'budget' column (storage's query frames have): runs of different "
+            "training budgets must never be averaged together"
+        )
+    return frame.assign(budget=[budget_name(b) for b in frame["budget"]])
 
 
-def accuracy_table(
-    aggregated: pd.DataFrame, failures: pd.DataFrame | None = None
-) -> dict[tuple[str, str], pd.DataFrame]:
-    """One table per (arch, dataset): rows = methods (dense first), columns = densities (desc.).
+def lost_configs(aggregated: pd.DataFrame) -> pd.DataFrame:
+    """The configs of :func:`storage.accuracy`'s frame whose every run failed (n = 0)."""
+    rows = accuracy_rows(aggregated)
+    return rows[(rows["n"] == 0) & (rows["failed"] > 0)]
 
-    ``aggregated`` is :func:`storage.accuracy`'s frame (mean, std, n per method x density);
-    ``failures`` is :func:`failure_summary`'s. Cells are :func:`format_cell` with the delta to
-    the dense baseline of the same arch and data set when there is one, and
-    :func:`format_failure` for configs whose runs all failed.
+
+def table_keys(*frames: pd.DataFrame) -> list[TableKey]:
+    """The (arch, dataset, budget) of every row of ``frames``, sorted, each once."""
+    keys = {
+        (str(a), str(d), budget_name(b))
+        for f in frames
+        for a, d, b in zip(f["arch"], f["dataset"], f["budget"])
+    }  # fmt: skip
+    return sorted(keys)
+
+
+def rows_of(frame: pd.DataFrame, key: TableKey) -> pd.DataFrame:
+    """The rows of a budgeted frame that belong to one (arch, dataset, budget)."""
+    arch, dataset, budget = key
+    return frame[
+        (frame["arch"] == arch) & (frame["dataset"] == dataset) & (frame["budget"] == budget)
+    ]
+
+
+def dense_baseline(aggregated: pd.DataFrame) -> pd.Series:
+    """Mean accuracy of the dense runs (density 1) of :func:`storage.accuracy`'s frame, indexed
+    by (arch, dataset, budget): each budget has its own baseline."""
+    rows = accuracy_rows(aggregated)
+    dense = rows[(rows["method"] == DENSE) & (rows["density"] == DENSE_DENSITY) & (rows["n"] > 0)]
+    return dense.set_index(TABLE_KEYS)["mean"]
+
+
+def accuracy_table(aggregated: pd.DataFrame) -> dict[TableKey, pd.DataFrame]:
+    """One table per (arch, dataset, budget): rows = methods (dense first), columns = densities
+    (descending).
+
+    ``aggregated`` is :func:`storage.accuracy`'s frame (mean, std, n, failed and reason per
+    method x density x budget). Cells are :func:`format_cell` with the delta to the dense
+    baseline of the same arch, data set and budget when there is one, and
+    :func:`format_failure` for configs whose runs all failed (n = 0).
     """
-    if failures is None:
-        failures = pd.DataFrame(columns=FAILURE_COLUMNS)
-    baseline = dense_baseline(aggregated)
-    keys = pd.concat([aggregated[["arch", "dataset"]], failures[["arch", "dataset"]]])
-    tables: dict[tuple[str, str], pd.DataFrame] = {}
-    for arch, dataset in sorted(set(map(tuple, keys.to_numpy()))):
-        group = aggregated[(aggregated["arch"] == arch) & (aggregated["dataset"] == dataset)]
-        failed = failures[(failures["arch"] == arch) & (failures["dataset"] == dataset)]
-        failed_counts = failed.set_index(["method", "density"])["failed"]
-        base = baseline["mean"].get((arch, dataset))
+    rows = accuracy_rows(aggregated)
+    baseline = dense_baseline(rows)
+    tables: dict[TableKey, pd.DataFrame] = {}
+    for key in table_keys(rows):
+        base = baseline.get(key)
         cells: dict[tuple[str, float], str] = {}
-        for row in group.itertuples(index=False):
+        for row in rows_of(rows, key).itertuples(index=False):
+            if row.n == 0:
+                cells[(row.method, row.density)] = format_failure(row.reason)
+                continue
             is_dense = row.method == DENSE and row.density == DENSE_DENSITY
             delta = None if base is None or is_dense else 100 * (row.mean - base)
-            n_failed = int(failed_counts.get((row.method, row.density), 0))
             cells[(row.method, row.density)] = format_cell(
-                row.mean, row.std, int(row.n), delta, n_failed
+                row.mean, row.std, row.n, delta, row.failed
             )
-        for row in failed[failed["finished"] == 0].itertuples(index=False):
-            cells[(row.method, row.density)] = format_failure(row.reason)
-        tables[(arch, dataset)] = _pivot(cells)
+        tables[key] = _pivot(cells)
     return tables
 
 
@@ -121,18 +152,19 @@ COST_COLUMNS = {
 }
 
 
-def cost_table(costs: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    """One table per (arch, dataset) of what allocating cost, per method and density.
+def cost_table(costs: pd.DataFrame) -> dict[TableKey, pd.DataFrame]:
+    """One table per (arch, dataset, budget) of what allocating cost, per method and density.
 
     ``costs`` is :func:`storage.allocation_cost`'s frame (one row per run). Each cell is the mean
     over the runs of a config (seconds also with the std); rows = method x density, the dense
     baseline first.
     """
-    tables: dict[tuple[str, str], pd.DataFrame] = {}
+    tables: dict[TableKey, pd.DataFrame] = {}
     if costs.empty:
         return tables
     grouped = (
-        costs.groupby(CONFIG_KEYS)
+        budgeted(costs)
+        .groupby(CONFIG_KEYS)
         .agg(
             seconds=("seconds", "mean"),
             seconds_std=("seconds", "std"),
@@ -145,7 +177,8 @@ def cost_table(costs: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
         .reset_index()
     )
     grouped["seconds_std"] = grouped["seconds_std"].fillna(0.0)
-    for (arch, dataset), group in grouped.groupby(["arch", "dataset"], sort=True):
+    for key in table_keys(grouped):
+        group = rows_of(grouped, key)
         group = group.assign(sparse=group["method"] != DENSE).sort_values(
             ["sparse", "method", "density"], ascending=[True, True, False]
         )
@@ -153,7 +186,7 @@ def cost_table(costs: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
             {"method": r.method, "density": f"{r.density:g}", **_cost_cells(r)}
             for r in group.itertuples()
         ]
-        tables[(arch, dataset)] = pd.DataFrame(rows).set_index(["method", "density"])
+        tables[key] = pd.DataFrame(rows).set_index(["method", "density"])
     return tables
 
 

@@ -1,12 +1,15 @@
 """A results database of known rows, for the report tests (tables, figures, the HTML page).
 
 Rows are inserted directly (no training): each :class:`Row` is one run with its accuracy or
-failure reason, its kept weights per layer and its Jacobian spectrum, if any.
+failure reason, its kept weights per layer, its Jacobian spectrum, its training budget (the
+config JSON's epochs, train subset, ...) and its provenance, if any.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -14,6 +17,9 @@ from storage import session_scope
 from storage.schema import AllocationCostRow, Failure, LayerAllocation, Run, SpectrumValue
 
 LAYER_TOTALS = (1000, 500, 100)
+# The budget of the known rows: storage.budget_label calls it "adam, 10 epochs, 5,000 images".
+BUDGET: Mapping[str, Any] = {"preset": "adam", "epochs": 10, "train_subset": 5000}
+BUDGET_LABEL = "adam, 10 epochs, 5,000 images"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,25 @@ class Row:
     reason: str = ""
     kept: tuple[int, ...] = ()
     spectrum: tuple[float, ...] = ()
+    budget: Mapping[str, Any] = field(default_factory=lambda: dict(BUDGET))  # config entries
+    provenance: Mapping[str, Any] = field(default_factory=dict)  # Run's provenance columns
+
+
+def provenance(commit: str = "0" * 40, **changes: Any) -> dict[str, Any]:
+    """A run's provenance columns, as a run recorded with paibench 0.4.0 on the CPU."""
+    return {
+        "paibench_version": "0.4.0",
+        "git_commit": commit,
+        "git_dirty": False,
+        "python_version": "3.11.9",
+        "torch_version": "2.4.1",
+        "cuda_version": None,
+        "device": "cpu",
+        "host": "test-host",
+        "threads": 1,
+        "num_classes": 10,
+        **changes,
+    }
 
 
 def known_rows() -> list[Row]:
@@ -67,14 +92,20 @@ def _cost(row: Row, index: int) -> AllocationCostRow:
     )
 
 
-def fill_known_rows(engine: Engine) -> None:
-    """Insert :func:`known_rows` (and one pending run, part of no table or figure)."""
+def fill_known_rows(engine: Engine, rows: Iterable[Row] | None = None) -> None:
+    """Insert ``rows`` (default :func:`known_rows`, and then one pending run, part of no table
+    or figure)."""
+    given = rows is not None
     with session_scope(engine) as session:
-        for i, row in enumerate(known_rows()):
+        for i, row in enumerate(known_rows() if rows is None else rows):
             failed = row.acc is None
+            config = {
+                "arch": row.arch, "dataset": row.dataset, "method": row.method,
+                "density": row.density, "seed": row.seed, **row.budget,
+            }  # fmt: skip
             run = Run(
                 config_hash=f"{i:016x}",
-                config={},
+                config=config,
                 method=row.method,
                 options={},
                 arch=row.arch,
@@ -85,6 +116,7 @@ def fill_known_rows(engine: Engine) -> None:
                 reason=row.reason or None,
                 test_acc=row.acc,
                 trainable_params=int(row.density * 1600) + 10,
+                **row.provenance,
             )
             run.layers = [
                 LayerAllocation(layer_index=j, name=f"{j}.weight", kept=k, total=LAYER_TOTALS[j])
@@ -107,9 +139,11 @@ def fill_known_rows(engine: Engine) -> None:
                         traceback_digest="0" * 16,
                     )
                 )
+        if given:
+            return
         session.add(
             Run(
-                config_hash="f" * 16, config={}, method="epl", options={}, arch="mlp",
+                config_hash="f" * 16, config=dict(BUDGET), method="epl", options={}, arch="mlp",
                 dataset="digits", seed=9, density=0.1, status="pending",
             )
         )  # fmt: skip

@@ -16,10 +16,11 @@ from reports.claims import (
 from reports.curves import collapse_density, mean_accuracy, zero_spectrum_density
 
 GRID = [0.1, 0.01, 0.001, 0.0001]
+BUDGET = "adam, 10 epochs, all images"
 
 
-def runs_frame(rows: list[tuple]) -> pd.DataFrame:
-    """Rows of (method, density, seed, status, test_acc[, arch[, reason]])."""
+def runs_frame(rows: list[tuple], budget: str = BUDGET) -> pd.DataFrame:
+    """Rows of (method, density, seed, status, test_acc[, arch[, reason[, num_classes]]])."""
     out = []
     for i, row in enumerate(rows):
         method, density, seed, status, acc, *rest = row
@@ -31,6 +32,8 @@ def runs_frame(rows: list[tuple]) -> pd.DataFrame:
                 "method": method,
                 "arch": arch,
                 "dataset": "digits",
+                "budget": budget,
+                "num_classes": rest[2] if len(rest) > 2 else None,
                 "seed": seed,
                 "density": density,
                 "status": status,
@@ -57,6 +60,35 @@ def test_failed_runs_count_as_chance_in_the_mean() -> None:
     acc = mean_accuracy(frame)
     assert acc["mean"].tolist() == [pytest.approx((0.5 + 0.1) / 2)]
     assert acc[["n", "failed"]].to_numpy().tolist() == [[2, 1]]
+
+
+def test_chance_is_the_recorded_class_count_first() -> None:
+    """A run that recorded 4 classes fails at 1/4, whatever the data set's built-in count; a
+    run recorded before class counts existed falls back to the data set's (digits: 10)."""
+    recorded = runs_frame([("snip", 0.01, 0, "failed", None, "mlp", "x", 4)])
+    assert mean_accuracy(recorded)["mean"].tolist() == [0.25]
+    assert mean_accuracy(recorded)["chance"].tolist() == [0.25]
+    old = runs_frame([("snip", 0.01, 0, "failed", None, "mlp", "x", None)])
+    assert mean_accuracy(old)["mean"].tolist() == [pytest.approx(0.1)]
+    assert mean_accuracy(old.drop(columns="num_classes"))["mean"].tolist() == [pytest.approx(0.1)]
+
+
+def test_budgets_are_never_averaged_together() -> None:
+    one = "adam, 1 epochs, all images"
+    short = runs_frame(
+        [("dense", 1.0, 0, "finished", 0.95), ("snip", 0.1, 0, "finished", 0.5)], budget=one
+    )
+    long = runs_frame([("dense", 1.0, 0, "finished", 0.9), ("snip", 0.1, 0, "finished", 0.88)])
+    acc = mean_accuracy(pd.concat([short, long], ignore_index=True))
+    snip = acc[acc["method"] == "snip"]
+    assert snip[["budget", "mean", "n"]].to_numpy().tolist() == [[one, 0.5, 1], [BUDGET, 0.88, 1]]
+    # Each budget is its own series for the claims, against its own dense baseline.
+    verdict = claim_1(acc)
+    assert verdict.holds is False
+    assert [line.split(";")[:2] for line in verdict.evidence] == [
+        [f"mlp on digits ({one}): dense 95.00%", " largest gap -45.00 points (snip at 0.1)"],
+        [f"mlp on digits ({BUDGET}): dense 90.00%", " largest gap -2.00 points (snip at 0.1)"],
+    ]
 
 
 def test_collapse_and_zero_spectrum_densities() -> None:
@@ -105,9 +137,15 @@ def test_claim_3_needs_an_extreme_failure_and_fixup() -> None:
     ]
     force, itersnip = claim_3(runs_frame(rows))
     assert force.holds is True
-    assert "mlp on digits: 1 of 2 runs failed, at densities 0.0001" in force.evidence
+    assert f"mlp on digits ({BUDGET}): 1 of 2 runs failed, at densities 0.0001" in force.evidence
     assert "fixup_resnet110: 1 of 1 runs failed (FORCE step 1/60: all zero)" in force.evidence
     assert itersnip.holds is False  # no failure at <= 0.001, and Fixup trained
+    # One verdict per method, each with its own title (its own section of the report).
+    assert (force.title, itersnip.title) == ("Claim 3 (FORCE)", "Claim 3 (Iter-SNIP)")
+    text = claims.claims_markdown([force, itersnip])
+    assert text.count("### Claim 3 (FORCE): holds\n") == 1
+    assert text.count("### Claim 3 (Iter-SNIP): does not hold\n") == 1
+    assert text.count("### ") == 2
 
 
 def spectra_frame(top: dict[str, list[float]]) -> pd.DataFrame:
@@ -119,6 +157,7 @@ def spectra_frame(top: dict[str, list[float]]) -> pd.DataFrame:
                     {
                         "arch": "mlp",
                         "dataset": "digits",
+                        "budget": BUDGET,
                         "method": method,
                         "density": density,
                         "seed": 0,
@@ -164,6 +203,7 @@ def layers_frame(kept: dict[str, dict[str, float]]) -> pd.DataFrame:
                     {
                         "arch": "resnet18",
                         "dataset": "digits",
+                        "budget": BUDGET,
                         "method": method,
                         "density": density,
                         "seed": 0,

@@ -12,10 +12,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from known_rows import fill_known_rows
+from known_rows import BUDGET_LABEL, fill_known_rows
 
 import reports
 import storage
+from reports.style import budget_slug
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -57,14 +58,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_image_of_the_report_loads(report: Path, tmp_path: Path) -> None:
     images = re.findall(r"<img ", report.read_text())
-    assert len(images) == 3  # accuracy versus density, layers, spectra
+    assert len(images) == 5  # accuracy versus density (all, and each data set), layers, spectra
     body = _body_after_load(report, tmp_path / "profile")
-    assert body == {"images": "3", "images-loaded": "3", "images-status": "all-loaded"}
+    assert body == {"images": "5", "images-loaded": "5", "images-status": "all-loaded"}
 
 
 def test_a_missing_image_is_caught(report: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(report.parent, broken)
-    (broken / "layers_mlp_digits.png").unlink()
+    (broken / f"layers_mlp_digits_{budget_slug(BUDGET_LABEL)}.png").unlink()
     body = _body_after_load(broken / "index.html", tmp_path / "profile")
-    assert body == {"images": "3", "images-loaded": "2", "images-status": "missing"}
+    assert body == {"images": "5", "images-loaded": "4", "images-status": "missing"}

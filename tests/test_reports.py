@@ -1,6 +1,7 @@
 """Reports from a database of known rows: every table cell equals the database's aggregate, every
 figure has the lines, bands and markers the rows call for, failures are shown as failures, and
-``bench report`` writes it all with an index.html."""
+``bench report`` writes it all with an index.html (one section per arch x data set x budget;
+tests/test_reports_budgets.py has several budgets and code versions)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from known_rows import LAYER_TOTALS, fill_known_rows
+from known_rows import BUDGET_LABEL, LAYER_TOTALS, fill_known_rows
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
@@ -24,8 +25,15 @@ from sqlalchemy import Engine, select
 import reports
 import storage
 from bench.cli import main
-from reports.style import chance_accuracy, density_palette, format_density, method_palette
+from reports.style import (
+    budget_slug,
+    chance_accuracy,
+    density_palette,
+    format_density,
+    method_palette,
+)
 from storage.schema import AllocationCostRow, Run
+from storage.spec import budget_label
 
 
 @pytest.fixture(scope="module")
@@ -44,27 +52,28 @@ def report_dir(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 # --- what the database says, computed with plain SQL and the statistics module ---------------
 
+Config = tuple[str, str, str, str, float]  # arch, dataset, budget label, method, density
+SLUG = budget_slug(BUDGET_LABEL)
 
-def _db_accuracy(engine: Engine) -> dict[tuple[str, str, str, float], list[float]]:
-    values: dict[tuple[str, str, str, float], list[float]] = defaultdict(list)
-    stmt = select(Run.arch, Run.dataset, Run.method, Run.density, Run.test_acc).where(
-        Run.status == "finished"
-    )
+
+def _db_values(engine: Engine, status: str, column: str) -> dict[Config, list]:
+    """``column`` of the runs of ``status``, per config (budget: the label of its config JSON)."""
+    values: dict[Config, list] = defaultdict(list)
+    stmt = select(
+        Run.arch, Run.dataset, Run.config, Run.method, Run.density, getattr(Run, column)
+    ).where(Run.status == status)
     with engine.connect() as conn:
-        for arch, dataset, method, density, acc in conn.execute(stmt):
-            values[(arch, dataset, method, density)].append(acc)
+        for arch, dataset, config, method, density, value in conn.execute(stmt):
+            values[(arch, dataset, budget_label(config), method, density)].append(value)
     return values
 
 
-def _db_failed(engine: Engine) -> dict[tuple[str, str, str, float], list[str]]:
-    reasons: dict[tuple[str, str, str, float], list[str]] = defaultdict(list)
-    stmt = select(Run.arch, Run.dataset, Run.method, Run.density, Run.reason).where(
-        Run.status == "failed"
-    )
-    with engine.connect() as conn:
-        for arch, dataset, method, density, reason in conn.execute(stmt):
-            reasons[(arch, dataset, method, density)].append(reason)
-    return reasons
+def _db_accuracy(engine: Engine) -> dict[Config, list[float]]:
+    return _db_values(engine, "finished", "test_acc")
+
+
+def _db_failed(engine: Engine) -> dict[Config, list[str]]:
+    return _db_values(engine, "failed", "reason")
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -77,26 +86,28 @@ CELL = re.compile(
 )
 
 
-def _tables(engine: Engine) -> dict[tuple[str, str], pd.DataFrame]:
-    aggregated = storage.accuracy(engine)
-    failures = reports.failure_summary(storage.runs(engine))
-    return reports.accuracy_table(aggregated, failures)
+def _tables(engine: Engine) -> dict[tuple[str, str, str], pd.DataFrame]:
+    return reports.accuracy_table(storage.accuracy(engine))
 
 
 def test_every_accuracy_cell_equals_the_database_aggregate(engine: Engine) -> None:
     accuracy, failed = _db_accuracy(engine), _db_failed(engine)
     tables = _tables(engine)
-    assert set(tables) == {("mlp", "digits"), ("small_cnn", "cifar100")}
+    assert set(tables) == {
+        ("mlp", "digits", BUDGET_LABEL),
+        ("small_cnn", "cifar100", BUDGET_LABEL),
+    }
     seen = set()
-    for (arch, dataset), table in tables.items():
+    for (arch, dataset, budget), table in tables.items():
         assert table.index[0] == "dense"  # the baseline first, then methods by name
         assert list(table.index[1:]) == sorted(table.index[1:])
         densities = [float(c) for c in table.columns]
         assert densities == sorted(densities, reverse=True)
-        dense_mean, _ = _stats(accuracy[(arch, dataset, "dense", 1.0)])
+        dense_mean, _ = _stats(accuracy[(arch, dataset, budget, "dense", 1.0)])
         for method in table.index:
             for column in table.columns:
-                cell, key = table.loc[method, column], (arch, dataset, method, float(column))
+                key = (arch, dataset, budget, method, float(column))
+                cell = table.loc[method, column]
                 if key in accuracy:
                     match = CELL.match(cell)
                     assert match, cell
@@ -121,7 +132,7 @@ def test_every_accuracy_cell_equals_the_database_aggregate(engine: Engine) -> No
 
 
 def test_partial_and_total_failures_are_shown_as_such(engine: Engine) -> None:
-    table = _tables(engine)[("mlp", "digits")]
+    table = _tables(engine)[("mlp", "digits", BUDGET_LABEL)]
     assert table.loc["epl", "0.01"] == "60.00 ± 0.00 (1, 1 failed) Δ -36.00"
     assert table.loc["epl", "0.001"] == "n/a (zero gradient)"
     assert table.loc["snip", "0.001"] == "n/a (saliency all zero & more)"
@@ -130,19 +141,20 @@ def test_partial_and_total_failures_are_shown_as_such(engine: Engine) -> None:
 
 def test_cost_cells_equal_the_database_aggregate(engine: Engine) -> None:
     stmt = select(
-        Run.arch, Run.dataset, Run.method, Run.density, Run.trainable_params,
+        Run.arch, Run.dataset, Run.config, Run.method, Run.density, Run.trainable_params,
         AllocationCostRow.seconds, AllocationCostRow.peak_bytes,
         AllocationCostRow.forward_passes, AllocationCostRow.backward_passes,
     ).join(AllocationCostRow, AllocationCostRow.run_id == Run.id)  # fmt: skip
-    groups: dict[tuple[str, str, str, float], list[tuple]] = defaultdict(list)
+    groups: dict[Config, list[tuple]] = defaultdict(list)
     with engine.connect() as conn:
-        for arch, dataset, method, density, *values in conn.execute(stmt):
-            groups[(arch, dataset, method, density)].append(tuple(values))
+        for arch, dataset, config, method, density, *values in conn.execute(stmt):
+            budget = budget_label(config)
+            groups[(arch, dataset, budget, method, density)].append(tuple(values))
     tables = reports.cost_table(storage.allocation_cost(engine))
     cells = 0
-    for (arch, dataset), table in tables.items():
+    for (arch, dataset, budget), table in tables.items():
         for (method, density), row in table.iterrows():
-            values = groups[(arch, dataset, method, float(density))]
+            values = groups[(arch, dataset, budget, method, float(density))]
             params, seconds, peak, forward, backward = (list(v) for v in zip(*values))
             mean, std = _stats(seconds)
             assert row["allocation s (mean ± std)"] == f"{mean:.3f} ± {std:.3f}"
@@ -158,17 +170,19 @@ def test_cost_cells_equal_the_database_aggregate(engine: Engine) -> None:
 
 
 def test_table_files_in_every_format(report_dir: Path, engine: Engine) -> None:
-    table = _tables(engine)[("small_cnn", "cifar100")]
-    csv = pd.read_csv(report_dir / "accuracy_small_cnn_cifar100.csv", index_col=0, dtype=str)
+    table = _tables(engine)[("small_cnn", "cifar100", BUDGET_LABEL)]
+    name = f"accuracy_small_cnn_cifar100_{SLUG}"
+    assert SLUG == "adam-10-epochs-5000-images"
+    csv = pd.read_csv(report_dir / f"{name}.csv", index_col=0, dtype=str)
     assert csv.fillna("").equals(table.set_axis(list(csv.columns), axis=1))
-    markdown = (report_dir / "accuracy_small_cnn_cifar100.md").read_text()
+    markdown = (report_dir / f"{name}.md").read_text()
     assert "| my_plugin" in markdown and "n/a (singular)" in markdown
-    latex = (report_dir / "accuracy_small_cnn_cifar100.tex").read_text()
+    latex = (report_dir / f"{name}.tex").read_text()
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert latex.count(rule) == 1
     assert r"my\_plugin" in latex and r"$\pm$" in latex and r"$\Delta$" in latex
     assert "±" not in latex and "Δ" not in latex
-    cost = (report_dir / "cost_mlp_digits.tex").read_text()
+    cost = (report_dir / f"cost_mlp_digits_{SLUG}.tex").read_text()
     assert r"\toprule" in cost and r"$\pm$" in cost
 
 
@@ -180,15 +194,14 @@ def _by_gid(ax: Axes, prefix: str, kind: type = Line2D) -> list:
     return [a for a in artists if isinstance(a, kind) and (a.get_gid() or "").startswith(prefix)]
 
 
-def _panel(figure: Figure, title: str) -> Axes:
-    (ax,) = [ax for ax in figure.axes if ax.get_title() == title]
+def _panel(figure: Figure, title: str, budget: str = BUDGET_LABEL) -> Axes:
+    (ax,) = [ax for ax in figure.axes if ax.get_title() == f"{title}\n{budget}"]
     return ax
 
 
 @pytest.fixture(scope="module")
 def accuracy_figure(engine: Engine) -> Iterator[Figure]:
-    failures = reports.failure_summary(storage.runs(engine))
-    yield reports.accuracy_figure(storage.accuracy(engine), failures)
+    yield reports.accuracy_figure(storage.accuracy(engine))
 
 
 def test_accuracy_figure_lines_bands_and_failures(accuracy_figure: Figure, engine: Engine) -> None:
@@ -207,7 +220,7 @@ def test_accuracy_figure_lines_bands_and_failures(accuracy_figure: Figure, engin
         for line in means:
             method = line.get_gid().split(":")[1]
             for x, y in zip(line.get_xdata(), line.get_ydata()):
-                key = (arch, dataset, method, float(x))
+                key = (arch, dataset, BUDGET_LABEL, method, float(x))
                 if key in accuracy:
                     assert y == pytest.approx(statistics.mean(accuracy[key]))
                 else:  # a failed density breaks the mean line
@@ -215,11 +228,11 @@ def test_accuracy_figure_lines_bands_and_failures(accuracy_figure: Figure, engin
         (dense,) = _by_gid(ax, "dense")
         assert dense.get_linestyle() == "--" and dense.get_color() in ("k", (0, 0, 0), "black")
         assert dense.get_ydata()[0] == pytest.approx(
-            statistics.mean(accuracy[(arch, dataset, "dense", 1.0)])
+            statistics.mean(accuracy[(arch, dataset, BUDGET_LABEL, "dense", 1.0)])
         )
         # Every config whose runs all failed: one X marker at chance, reached by a dashed line.
         lost = {
-            k[2:] for k in failed if k[:2] == (arch, dataset) and k not in accuracy
+            k[3:] for k in failed if k[:3] == (arch, dataset, BUDGET_LABEL) and k not in accuracy
         }  # fmt: skip
         markers = _by_gid(ax, "failed:")
         drawn = {
@@ -312,8 +325,12 @@ def test_spectra_figure(engine: Engine) -> None:
 
 def test_figures_need_one_arch_and_data_set(engine: Engine) -> None:
     layers = storage.layer_allocation(engine)
-    with pytest.raises(ValueError, match="one arch x data set"):
+    with pytest.raises(ValueError, match="one arch x data set x budget"):
         reports.layer_allocation_figure(pd.concat([layers, layers.assign(arch="other")]))
+    with pytest.raises(ValueError, match="one arch x data set x budget"):
+        reports.layer_allocation_figure(pd.concat([layers, layers.assign(budget="sgd")]))
+    with pytest.raises(ValueError, match="'budget' column"):  # budgets are never mixed
+        reports.layer_allocation_figure(layers.drop(columns="budget"))
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -323,9 +340,11 @@ def test_report_holds_every_table_and_figure(report_dir: Path) -> None:
     page = (report_dir / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert sorted(images) == [
-        "accuracy_vs_density.png",
-        "layers_mlp_digits.png",
-        "spectra_mlp_digits.png",
+        "accuracy_vs_density.png",  # every panel in one figure, and each in its own section
+        f"accuracy_vs_density_mlp_digits_{SLUG}.png",
+        f"accuracy_vs_density_small_cnn_cifar100_{SLUG}.png",
+        f"layers_mlp_digits_{SLUG}.png",
+        f"spectra_mlp_digits_{SLUG}.png",
     ]
     for name in images:
         assert (report_dir / name).stat().st_size > 1000
@@ -334,12 +353,13 @@ def test_report_holds_every_table_and_figure(report_dir: Path) -> None:
     for stem in ("accuracy", "cost", "failures"):
         for pair in ("mlp_digits", "small_cnn_cifar100"):
             for suffix in ("md", "csv", "tex"):
-                assert f'href="{stem}_{pair}.{suffix}"' in page
-                assert (report_dir / f"{stem}_{pair}.{suffix}").exists()
+                assert f'href="{stem}_{pair}_{SLUG}.{suffix}"' in page
+                assert (report_dir / f"{stem}_{pair}_{SLUG}.{suffix}").exists()
     # The query that made each, and the run counts.
     assert "storage.accuracy(engine, storage.RunFilter(archs=[&#x27;mlp&#x27;]" in page
     assert "storage.layer_allocation(engine, storage.RunFilter(archs=[&#x27;mlp&#x27;]" in page
     assert "storage.spectra(engine" in page and "storage.allocation_cost(engine" in page
+    assert f"budgets=[&#x27;{BUDGET_LABEL}&#x27;]" in page  # every query is cut to its budget
     assert "9 finished runs, 4 failed runs" in page  # mlp on digits
     assert "n/a (zero gradient)" in page and "n/a (saliency all zero &amp; more)" in page
     assert "dataset.imagesStatus" in page  # the image check the browser test reads
@@ -369,27 +389,6 @@ def test_render_keeps_the_query_formats() -> None:
     assert pd.read_csv(io.StringIO(reports.render(frame, "csv")), index_col=0).equals(frame)
 
 
-def test_mixed_budgets_are_counted_and_flagged(
-    tmp_path: Path, report_dir: Path, capsys: pytest.CaptureFixture
-) -> None:
-    db_url = f"sqlite:///{tmp_path / 'mixed.db'}"
-    grid = ["run", "--methods", "epl", "--densities", "0.1", "--train-subset", "100"]
-    common = ["--db", db_url, "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
-    for epochs in ("1", "2"):
-        assert main([*grid, "--epochs", epochs, *common]) == 0
-    capsys.readouterr()
-    engine = storage.open_db(db_url)
-    budgets = storage.budgets(engine)
-    assert budgets[["epochs", "train_subset", "runs"]].to_numpy().tolist() == [
-        ["1", "100", 2],
-        ["2", "100", 2],
-    ]
-    page = reports.build_report(engine, tmp_path / "report").read_text()
-    assert "Mixed training budgets" in page and "storage.budgets(engine" in page
-    # One budget per network and data set: no warning.
-    assert "Mixed training budgets" not in (report_dir / "index.html").read_text()
-
-
 def test_each_method_line_has_its_own_marker(accuracy_figure: Figure) -> None:
     from reports.style import DEFAULT_MARKER, METHOD_MARKERS
 
@@ -402,15 +401,15 @@ def test_each_method_line_has_its_own_marker(accuracy_figure: Figure) -> None:
 
 
 def test_a_panel_of_failures_only_keeps_a_readable_y_axis() -> None:
-    failures = pd.DataFrame(
+    nan = float("nan")
+    aggregated = pd.DataFrame(
         [
-            ["fixup_resnet110", "cifar10", method, 0.01, 1, 0, "all scores zero"]
+            ["fixup_resnet110", "cifar10", "sgd", method, 0.01, nan, nan, 0, nan, nan, 1, "zero"]
             for method in ("force", "synflow")
         ],
-        columns=reports.tables.FAILURE_COLUMNS,
+        columns=reports.tables.ACCURACY_COLUMNS,
     )
-    aggregated = pd.DataFrame(columns=["arch", "dataset", "method", "density", "mean", "std", "n"])
-    figure = reports.accuracy_figure(aggregated, failures)
+    figure = reports.accuracy_figure(aggregated)
     low, high = figure.axes[0].get_ylim()
     assert high - low >= 0.2 - 1e-9 and low >= 0.0
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
