@@ -77,16 +77,47 @@ def _describe_study(name: str | None) -> None:
         )
 
 
+TABLE_WIDTH = 120  # the closing table of ``bench run`` fits a terminal this wide
+
+
+def closing_table(aggregated: Any) -> dict[tuple[str, str, str], Any]:
+    """Per arch x dataset x budget: densities as rows, methods as columns, ``mean ± std`` in %.
+
+    A config whose every run failed shows ``failed``; n, failure counts and the delta to dense
+    stay in ``bench query accuracy`` and the report.
+    """
+    import pandas as pd
+
+    from reports.style import method_order
+
+    tables = {}
+    for key, group in aggregated.groupby(["arch", "dataset", "budget"], sort=True):
+        cells: dict[tuple[float, str], str] = {}
+        for row in group.itertuples(index=False):
+            if row.n == 0:
+                cells[(row.density, row.method)] = "failed"
+            elif row.n == 1:
+                cells[(row.density, row.method)] = f"{100 * row.mean:.1f}"
+            else:
+                cells[(row.density, row.method)] = f"{100 * row.mean:.1f}±{100 * row.std:.1f}"
+        densities = sorted({d for d, _ in cells}, reverse=True)
+        methods = method_order({m for _, m in cells})
+        tables[key] = pd.DataFrame(
+            [[cells.get((d, m), "") for m in methods] for d in densities],
+            index=pd.Index([f"{d:g}" for d in densities], name="density"),
+            columns=methods,
+        )
+    return tables
+
+
 def _print_accuracy(engine: Any, configs: list[RunConfig]) -> None:
     import storage
-    from reports import accuracy_table, failure_summary, render
 
     # Exactly the grid's runs: other budgets or options stored in the same file are not mixed in.
     where = storage.RunFilter(config_hashes=[c.config_hash() for c in configs])
-    failures = failure_summary(storage.runs(engine, where))
-    for (arch, dataset), table in accuracy_table(storage.accuracy(engine, where), failures).items():
-        print(f"\nTest accuracy (%) versus density: {arch} on {dataset}, mean ± std (n)")
-        print(render(table, "table"))
+    for (arch, dataset, budget), table in closing_table(storage.accuracy(engine, where)).items():
+        print(f"\nTest accuracy (%) of {arch} on {dataset} ({budget}), mean ± std over seeds")
+        print(table.to_string(line_width=TABLE_WIDTH))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

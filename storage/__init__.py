@@ -35,7 +35,7 @@ _HOMES = {
         "spectra",
     ),
     "storage.rows": ("LostClaim",),
-    "storage.spec": ("method_spec",),
+    "storage.spec": ("BUDGET_FIELDS", "budget_label", "method_spec"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -33,7 +33,10 @@ def budget_label(config: Mapping[str, Any]) -> str:
     """
     parts = [str(config.get("preset") or "adam")]
     epochs = config.get("epochs")
-    parts.append(f"{epochs} epochs" if epochs is not None else "preset epochs")
+    if epochs is None:
+        parts.append("preset epochs")
+    else:
+        parts.append(f"{epochs} epoch" if epochs == 1 else f"{epochs} epochs")
     subset = config.get("train_subset")
     parts.append(f"{subset:,} images" if subset is not None else "all images")
     if config.get("batch_size") is not None:

@@ -74,7 +74,7 @@ def test_chance_is_the_recorded_class_count_first() -> None:
 
 
 def test_budgets_are_never_averaged_together() -> None:
-    one = "adam, 1 epochs, all images"
+    one = "adam, 1 epoch, all images"
     short = runs_frame(
         [("dense", 1.0, 0, "finished", 0.95), ("snip", 0.1, 0, "finished", 0.5)], budget=one
     )

@@ -46,7 +46,7 @@ def test_run_writes_expected_rows(
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Test accuracy (%) versus density: mlp on digits" in out
+    assert "Test accuracy (%) of mlp on digits (adam, 2 epochs, all images)" in out
     engine = storage.open_db(db_url)
     frame = storage.runs(engine)
     assert len(frame) == 5  # dense baseline + 2 methods x 2 densities
@@ -70,6 +70,10 @@ def test_run_writes_expected_rows(
         assert session.scalar(select(func.count()).select_from(AllocationCostRow)) == 5
     dense = frame[frame["method"] == "dense"].iloc[0]
     assert dense["test_acc"] > 0.8  # two epochs of Adam on digits are plenty for a dense MLP
+    # Provenance on every run: the code, software and machine that trained it.
+    assert frame["paibench_version"].notna().all() and frame["torch_version"].notna().all()
+    assert set(frame["num_classes"]) == {10} and frame["threads"].ge(1).all()
+    assert frame["allocation_seconds"].ge(0).all() and frame["host"].notna().all()
     # Running the same grid again trains nothing and says so.
     assert main(args) == 0
     assert "skipped 5 of 5 runs" in capsys.readouterr().out
@@ -173,3 +177,31 @@ def test_methods_and_archs_list(tmp_path: Path) -> None:
     assert "mlp" in archs and "small_cnn" in archs
     resnet50 = next(line for line in archs.splitlines() if line.split()[:1] == ["resnet50"])
     assert resnet50.split()[1:5] == ["23467712", "53130", "23520842", "54"]
+
+
+def test_closing_table_fits_120_columns() -> None:
+    """Ten methods over the paper's grid, three seeds: densities as rows, methods as columns."""
+    import pandas as pd
+
+    from bench.commands import TABLE_WIDTH, closing_table
+
+    names = ["dense", "random", "epl", "epf", "snip", "grasp", "force", "itersnip", "synflow",
+             "dctps"]
+    rows = [
+        ("mlp", "digits", "adam, 50 epochs, all images", m, d, 0.9123, 0.0456, 3, 0, None)
+        for m in names[1:]
+        for d in DENSITY_GRID
+    ]
+    rows.append(("mlp", "digits", "adam, 50 epochs, all images", "dense", 1.0, 0.97, 0.01, 3, 0,
+                 None))
+    rows.append(("mlp", "digits", "adam, 50 epochs, all images", "grasp", 0.0001, None, None, 0,
+                 3, "zero saliency"))
+    columns = ["arch", "dataset", "budget", "method", "density", "mean", "std", "n", "failed",
+               "reason"]
+    ((key, table),) = closing_table(pd.DataFrame(rows, columns=columns)).items()
+    assert key == ("mlp", "digits", "adam, 50 epochs, all images")
+    assert sorted(table.columns) == sorted(names) and table.columns[0] == "dense"
+    assert list(table.index)[:2] == ["1", "0.1"]
+    assert table.loc["0.1", "snip"] == "91.2±4.6" and table.loc["0.0001", "grasp"] == "failed"
+    text = table.to_string(line_width=TABLE_WIDTH)
+    assert max(len(line) for line in text.splitlines()) <= TABLE_WIDTH

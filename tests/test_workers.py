@@ -102,7 +102,7 @@ def test_local_workers_survive_a_sigkill(db_url: str, tmp_path: Path) -> None:
     assert parent.wait(240) == 0, (tmp_path / "run.log").read_text()
     log = (tmp_path / "run.log").read_text()
     assert log.count("finished mlp/digits") == CONFIGS, log
-    assert "Test accuracy (%) versus density" in log
+    assert "Test accuracy (%) of mlp on digits" in log
     _assert_every_config_once(engine, victim)
     engine.dispose()
 
