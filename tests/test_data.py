@@ -433,7 +433,8 @@ def test_read_idx_exact(tmp_path: Path) -> None:
     assert np.array_equal(read_idx(tmp_path / "ints"), big), "big-endian int32 decoded"
     raw = bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + b"\x01\x02"
     (tmp_path / "short").write_bytes(raw)
-    with pytest.raises(BenchError, match="need 11 bytes but the file has 10"):
+    short = r"truncated IDX file: dims \(3,\) need 11 bytes but the file has 10"
+    with pytest.raises(BenchError, match=short):
         read_idx(tmp_path / "short")
     (tmp_path / "bad").write_bytes(b"\x00\x01\x08\x01" + struct.pack(">I", 0))
     with pytest.raises(BenchError, match="not an IDX file"):

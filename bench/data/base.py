@@ -92,6 +92,18 @@ class TensorDataModule(L.LightningDataModule):
         """Training-time augmentation applied per batch (None: no augmentation)."""
         return None
 
+    def verify(self) -> int:
+        """Read the data set's files once and check them as :meth:`setup` would, without
+        keeping anything; returns the number of training examples (before any split).
+
+        Raises the one-line BenchError a run would raise (missing or corrupt files, shapes or
+        labels that do not match the declared ones). A subclass whose :meth:`load` is costly may
+        check something cheaper that finds the same errors (image sets skip normalisation).
+        """
+        splits = self.load()
+        self.check(splits)
+        return len(splits.y_train)
+
     # Splits -----------------------------------------------------------------------------------
     def generator(self, stream: str) -> torch.Generator:
         """An independent generator per use (split, order, augmentation, allocation batches),
