@@ -1,14 +1,45 @@
-"""Shared fixtures: small models, a data context for data-driven methods, a temporary database."""
+"""Shared fixtures: small models, a data context for data-driven methods, a temporary database,
+and the hypothesis profiles.
+
+Hypothesis profiles: the test command (``python -m pytest``) runs every property test
+derandomized, the same examples on every machine, so CI never meets a new counterexample by
+chance. ``PAIBENCH_HYPOTHESIS=explore python -m pytest ...`` draws random examples and more of
+them, for a developer to look for new counterexamples (and add any found as an ``@example``).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 import architectures
 import methods
+
+HYPOTHESIS_ENV = "PAIBENCH_HYPOTHESIS"
+EXPLORE_FACTOR = 10  # how many times more examples a test draws under the explore profile
+
+settings.register_profile(
+    "deterministic", derandomize=True, deadline=None, print_blob=True, database=None
+)
+settings.register_profile(
+    "explore", derandomize=False, deadline=None, print_blob=True, max_examples=1000
+)
+HYPOTHESIS_PROFILE = os.environ.get(HYPOTHESIS_ENV) or "deterministic"
+if HYPOTHESIS_PROFILE not in ("deterministic", "explore"):
+    raise pytest.UsageError(
+        f"{HYPOTHESIS_ENV}={HYPOTHESIS_PROFILE!r} is not a profile (valid: deterministic, explore)"
+    )
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a test that sets its own: ``n``, or ``EXPLORE_FACTOR * n`` when
+    exploring (a test's own ``max_examples`` would otherwise override the explore profile's)."""
+    return n * EXPLORE_FACTOR if HYPOTHESIS_PROFILE == "explore" else n
 
 
 def small_models() -> dict[str, torch.nn.Module]:

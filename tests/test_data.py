@@ -310,6 +310,59 @@ def test_declared_shape_and_classes_are_checked_at_setup(
 
 
 # --------------------------------------------------------------------------------------------
+# Validation split and train_subset
+
+
+def digits(**kwargs: object) -> TensorDataModule:
+    module = make_datamodule("digits", **kwargs)
+    module.setup()
+    return module
+
+
+def test_train_subset_holds_out_its_own_validation_split() -> None:
+    """--train-subset N: the first N of the seeded shuffle, round(10% of N) of them validate."""
+    whole = digits(seed=4)
+    splits = whole.load()
+    order = torch.randperm(len(splits.y_train), generator=whole.generator("split"))
+    for subset, n_val in ((200, 20), (6, 1), (1000, 100), (1438, 144)):
+        module = digits(seed=4, train_subset=subset)
+        assert (len(module.y_train), len(module.y_val)) == (subset - n_val, n_val)
+        assert torch.equal(module.x_val, splits.x_train[order[:n_val]])
+        assert torch.equal(module.y_train, splits.y_train[order[n_val:subset]])
+    # The subset is a prefix of the same shuffle for every N: a bigger one contains a smaller.
+    small, big = digits(seed=4, train_subset=200), digits(seed=4, train_subset=400)
+    used = torch.cat([big.x_val, big.x_train])
+    assert torch.equal(torch.cat([small.x_val, small.x_train]), used[:200])
+
+
+def test_without_train_subset_the_split_is_unchanged() -> None:
+    """10% of the whole training split validates (1,438 digits: 144 and 1,294), as before."""
+    module = digits(seed=4)
+    splits = module.load()
+    order = torch.randperm(1438, generator=module.generator("split"))
+    assert len(splits.y_train) == 1438
+    assert (len(module.y_train), len(module.y_val), len(module.y_test)) == (1294, 144, 359)
+    assert torch.equal(module.x_val, splits.x_train[order[:144]])
+    assert torch.equal(module.x_train, splits.x_train[order[144:]])
+    assert torch.equal(digits(seed=4, train_subset=1438).x_val, module.x_val)
+
+
+@pytest.mark.parametrize(
+    ("subset", "match"),
+    [
+        (0, r"^train_subset 0 is outside \[1, 1438\] for digits"),
+        (1439, r"^train_subset 1439 is outside \[1, 1438\] for digits"),
+        (5, r"^train_subset 5 is too small for digits: holding out round\(0.1 \* 5\) = 0"),
+        (1, r"^train_subset 1 is too small for digits"),
+    ],
+)
+def test_bad_train_subset_is_one_line(subset: int, match: str) -> None:
+    with pytest.raises(BenchError, match=match) as error:
+        digits(train_subset=subset)
+    assert "\n" not in str(error.value)
+
+
+# --------------------------------------------------------------------------------------------
 # Augmentation
 
 
@@ -380,7 +433,8 @@ def test_read_idx_exact(tmp_path: Path) -> None:
     assert np.array_equal(read_idx(tmp_path / "ints"), big), "big-endian int32 decoded"
     raw = bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + b"\x01\x02"
     (tmp_path / "short").write_bytes(raw)
-    with pytest.raises(BenchError, match="need 11 bytes but the file has 10"):
+    short = r"truncated IDX file: dims \(3,\) need 11 bytes but the file has 10"
+    with pytest.raises(BenchError, match=short):
         read_idx(tmp_path / "short")
     (tmp_path / "bad").write_bytes(b"\x00\x01\x08\x01" + struct.pack(">I", 0))
     with pytest.raises(BenchError, match="not an IDX file"):
@@ -486,10 +540,12 @@ def test_cifar_splits_subsets_and_augmented_batches_are_seeded(
     # augmented: training batches are not plain copies of stored images
     stored = {tuple(img.flatten()[:64].tolist()) for img in a.x_train}
     assert any(tuple(img.flatten()[:64].tolist()) not in stored for img in xa)
+    # train_subset 12: the first 12 of the same shuffle, round(0.1 * 12) = 1 of them validates.
     sub = CIFAR10DataModule(data_dir=tmp_path, seed=0, train_subset=12)
     sub.setup()
-    assert len(sub.y_train) == 12 and torch.equal(sub.x_val, a.x_val)
-    assert torch.equal(sub.x_train, a.x_train[:12])
+    assert (len(sub.y_train), len(sub.y_val)) == (11, 1)
+    assert torch.equal(sub.x_val, a.x_val[:1])
+    assert torch.equal(sub.x_train, torch.cat([a.x_val[1:], a.x_train[:2]]))
 
 
 def test_cifar_md5_check_is_kept(tmp_path: Path) -> None:

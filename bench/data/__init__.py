@@ -17,6 +17,7 @@ from bench.data import tiny_imagenet as _tiny_imagenet  # noqa: F401
 
 # isort: on
 from bench.data.base import Splits, TensorDataModule
+from bench.data.check import check_available
 from bench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from bench.data.digits import DigitsDataModule
 from bench.data.fashion_mnist import FashionMNISTDataModule
@@ -45,6 +46,7 @@ __all__ = [
     "TensorDataModule",
     "TinyImageNetDataModule",
     "available",
+    "check_available",
     "dataset_spec",
     "make_datamodule",
     "register",

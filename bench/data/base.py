@@ -1,9 +1,9 @@
 """In-memory LightningDataModules: every split is a tensor, every draw comes from the run's seed.
 
 Small data sets are held as tensors and batched by indexing (no per-example ``__getitem__`` and
-no collate), so data loading is never the bottleneck on a CPU. The training split, the 10%
-validation hold-out, the optional ``train_subset`` and the loader order all come from
-``torch.Generator`` objects seeded from the run seed.
+no collate), so data loading is never the bottleneck on a CPU. The training split, the optional
+``train_subset``, the 10% validation hold-out (10% of the subset when there is one) and the
+loader order all come from ``torch.Generator`` objects seeded from the run seed.
 """
 
 from __future__ import annotations
@@ -92,6 +92,18 @@ class TensorDataModule(L.LightningDataModule):
         """Training-time augmentation applied per batch (None: no augmentation)."""
         return None
 
+    def verify(self) -> int:
+        """Read the data set's files once and check them as :meth:`setup` would, without
+        keeping anything; returns the number of training examples (before any split).
+
+        Raises the one-line BenchError a run would raise (missing or corrupt files, shapes or
+        labels that do not match the declared ones). A subclass whose :meth:`load` is costly may
+        check something cheaper that finds the same errors (image sets skip normalisation).
+        """
+        splits = self.load()
+        self.check(splits)
+        return len(splits.y_train)
+
     # Splits -----------------------------------------------------------------------------------
     def generator(self, stream: str) -> torch.Generator:
         """An independent generator per use (split, order, augmentation, allocation batches),
@@ -99,25 +111,46 @@ class TensorDataModule(L.LightningDataModule):
         return torch.Generator().manual_seed(stream_seed(self.seed, f"data/{stream}"))
 
     def setup(self, stage: str | None = None) -> None:
+        """Load once, then split the training set into training and validation examples.
+
+        The training split is shuffled with the ``split`` generator and its first ``N``
+        examples are used, ``N = train_subset`` or, without one, the whole split. Of those,
+        the first ``round(val_fraction * N)`` are the validation split and the rest are
+        trained on: ``--train-subset 200`` on digits trains on 180 and validates on 20, and
+        without ``train_subset`` the split is 10% of the whole training set, as it always was.
+        """
         if self._ready:
             return
         splits = self.load()
         self.check(splits)
-        n = len(splits.y_train)
-        order = torch.randperm(n, generator=self.generator("split"))
-        n_val = round(self.val_fraction * n)
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        if self.train_subset is not None:
-            if not 0 < self.train_subset <= len(train_idx):
-                raise ValueError(
-                    f"train_subset {self.train_subset} is outside [1, {len(train_idx)}] for "
-                    f"{self.name}"
-                )
-            train_idx = train_idx[: self.train_subset]
+        order = torch.randperm(len(splits.y_train), generator=self.generator("split"))
+        used = self.used_examples(len(order))
+        n_val = round(self.val_fraction * used)
+        val_idx, train_idx = order[:n_val], order[n_val:used]
         self.x_train, self.y_train = splits.x_train[train_idx], splits.y_train[train_idx]
         self.x_val, self.y_val = splits.x_train[val_idx], splits.y_train[val_idx]
         self.x_test, self.y_test = splits.x_test, splits.y_test
         self._ready = True
+
+    def used_examples(self, available: int) -> int:
+        """How many of the ``available`` training examples a run uses (train plus validation):
+        ``train_subset`` when given, else all; a one-line BenchError when it cannot be split."""
+        if self.train_subset is None:
+            return available
+        subset = self.train_subset
+        if not 0 < subset <= available:
+            raise BenchError(
+                f"train_subset {subset} is outside [1, {available}] for {self.name} (its "
+                f"training split has {available} examples)"
+            )
+        n_val = round(self.val_fraction * subset)
+        if subset - n_val < 1 or (self.val_fraction > 0 and n_val < 1):
+            raise BenchError(
+                f"train_subset {subset} is too small for {self.name}: holding out "
+                f"round({self.val_fraction:g} * {subset}) = {n_val} for validation leaves "
+                f"{subset - n_val} to train on (need at least one of each)"
+            )
+        return subset
 
     def check(self, splits: Splits) -> None:
         """Raise a one-line BenchError when ``splits`` do not match the declared shape/classes.

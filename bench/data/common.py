@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from bench.data.augment import Normalization, crop_flip
-from bench.data.base import Augment, TensorDataModule
+from bench.data.base import Augment, Splits, TensorDataModule
 from bench.errors import BenchError
 
 DATA_ENV = "PAIBENCH_DATA_DIR"
@@ -52,16 +52,48 @@ def locate(candidates: Sequence[Path], missing: MissingFn) -> tuple[Path | None,
     return None, notes
 
 
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace runs collapsed), at most ``limit`` chars."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def corrupt_file_error(path: Path, problem: str, how: str) -> BenchError:
+    """The one-line error for a data file that exists but cannot be read as what it should be:
+    ``corrupt data file <path>: <problem> (<how to fix it>)``."""
+    return BenchError(f"corrupt data file {path}: {one_line(problem)} ({how})")
+
+
 def missing_data_error(name: str, notes: Sequence[str], how: str) -> BenchError:
     """A one-line error naming every place searched and how to get the data."""
     return BenchError(f"{name} data not found; looked in: {'; '.join(notes)}. To get it: {how}")
 
 
 class ImageDataModule(TensorDataModule):
-    """A data set normalised per channel; ``augmented`` sets add FORCE's crop + flip."""
+    """A data set normalised per channel; ``augmented`` sets add FORCE's crop + flip.
+
+    Subclasses implement :meth:`load_pixels` (uint8 images); :meth:`load` normalises them, and
+    :meth:`verify` checks the raw pixels without making the (4x larger) float copy.
+    """
 
     normalization: Normalization
     augmented: bool = False
 
     def augment(self) -> Augment | None:
         return crop_flip(self.normalization) if self.augmented else None
+
+    def load_pixels(self) -> Splits:
+        """The splits with ``(N, C, H, W)`` uint8 images, as read from disk."""
+        raise NotImplementedError
+
+    def load(self) -> Splits:
+        raw = self.load_pixels()
+        norm = self.normalization
+        return Splits(norm(raw.x_train), raw.y_train, norm(raw.x_test), raw.y_test)
+
+    def verify(self) -> int:
+        if type(self).load_pixels is ImageDataModule.load_pixels:  # a subclass with its own load
+            return super().verify()
+        raw = self.load_pixels()
+        self.check(raw)
+        return len(raw.y_train)

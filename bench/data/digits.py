@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
@@ -9,6 +12,14 @@ from bench.data.base import Splits, TensorDataModule
 from bench.data.registry import register
 
 TEST_FRACTION = 0.2  # digits ships one pool of images; a fixed 20% is the test set
+
+
+@lru_cache(maxsize=1)
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's images and labels, read once per process (a check before the grid and
+    every run in the same process share them; each load copies them into new tensors)."""
+    data = load_digits()
+    return data.images, data.target
 
 
 @register(
@@ -25,9 +36,9 @@ class DigitsDataModule(TensorDataModule):
     num_classes = 10
 
     def load(self) -> Splits:
-        data = load_digits()
-        x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-        y = torch.tensor(data.target, dtype=torch.long)
+        images, target = digits_arrays()
+        x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
+        y = torch.tensor(target, dtype=torch.long)
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
         n_test = round(TEST_FRACTION * len(y))
         test, train = order[:n_test], order[n_test:]

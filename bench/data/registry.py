@@ -322,3 +322,4 @@ def dataset_spec(name: str) -> DatasetSpec:
 def make_datamodule(name: str, **kwargs: Any) -> TensorDataModule:
     """Instantiate the data module of ``name`` with loader options (batch size, seed, ...)."""
     return dataset_spec(name).module(**kwargs)
+

@@ -30,9 +30,11 @@ from bench.data.base import Splits
 from bench.data.common import (
     ImageDataModule,
     candidate_dirs,
+    corrupt_file_error,
     default_data_root,
     locate,
     missing_data_error,
+    one_line,
 )
 from bench.data.registry import register
 from bench.errors import BenchError
@@ -66,9 +68,25 @@ class Listing:
         return digest.hexdigest()[:16]
 
 
+REFETCH = f"unzip a fresh {ARCHIVE} ({URL}) over the tree, or remove the file"
+
+
+def read_text(path: Path) -> str:
+    """A text file of the tree (wnids, annotations); a one-line error naming it if unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise corrupt_file_error(path, f"not a text file ({error.reason})", REFETCH) from error
+    except OSError as error:
+        raise BenchError(f"cannot read data file {path}: {one_line(error)}") from error
+
+
 def list_tree(root: Path) -> Listing:
     """Read ``wnids.txt``, the training folders and the validation annotations."""
-    wnids = sorted({line.strip() for line in (root / "wnids.txt").read_text().splitlines()} - {""})
+    wnids_file = root / "wnids.txt"
+    wnids = sorted({line.strip() for line in read_text(wnids_file).splitlines()} - {""})
+    if not wnids:
+        raise corrupt_file_error(wnids_file, "it lists no wnids", REFETCH)
     index = {wnid: i for i, wnid in enumerate(wnids)}
     train: list[tuple[Path, int]] = []
     for wnid in wnids:
@@ -79,28 +97,42 @@ def list_tree(root: Path) -> Listing:
         train += [(path, index[wnid]) for path in files]
     val: list[tuple[Path, int]] = []
     annotations = root / "val" / "val_annotations.txt"
-    for number, line in enumerate(annotations.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(annotations).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) < 2 or fields[1] not in index:
-            raise BenchError(
-                f"{annotations}:{number}: expected 'file<TAB>wnid<TAB>box' with a known wnid"
+            raise corrupt_file_error(
+                annotations,
+                f"line {number} is not 'file<TAB>wnid<TAB>box' with a wnid of wnids.txt",
+                REFETCH,
             )
         val.append((root / "val" / "images" / fields[0], index[fields[1]]))
     return Listing(wnids, train, val)
 
 
 def decode_images(paths: list[Path]) -> torch.Tensor:
-    """JPEGs -> ``(N, 3, 64, 64)`` uint8 (grey images become RGB), decoded in threads."""
+    """JPEGs -> ``(N, 3, 64, 64)`` uint8 (grey images become RGB), decoded in threads.
+
+    A file that cannot be decoded (truncated, not an image) or is not 64x64 raises a one-line
+    BenchError naming it.
+    """
     out = np.empty((len(paths), SIZE, SIZE, 3), dtype=np.uint8)
 
     def read(item: tuple[int, Path]) -> None:
         i, path = item
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except FileNotFoundError as error:
+            raise BenchError(f"data file {path} is missing ({REFETCH})") from error
+        except Exception as error:  # PIL: UnidentifiedImageError, truncated streams, ...
+            problem = f"cannot decode the image ({type(error).__name__}: {error})"
+            raise corrupt_file_error(path, problem, REFETCH) from error
         if pixels.shape != (SIZE, SIZE, 3):
-            raise BenchError(f"{path}: expected a {SIZE}x{SIZE} image, got {pixels.shape[:2]}")
+            height, width = pixels.shape[:2]
+            problem = f"a {width}x{height} image, not {SIZE}x{SIZE}"
+            raise corrupt_file_error(path, problem, REFETCH)
         out[i] = pixels
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
@@ -129,13 +161,35 @@ def _save_cache(data: dict[str, Any], paths: list[Path]) -> None:
     warnings.warn(f"could not cache decoded Tiny ImageNet ({'; '.join(errors)})", stacklevel=3)
 
 
+def _read_cache(cache: Path, listing: Listing) -> dict[str, Any] | None:
+    """The cached tensors, or None (with a warning) when the cache is damaged or does not match
+    the listing: the cache is derived from the images, so it is rebuilt rather than an error."""
+    try:
+        data = torch.load(cache, weights_only=True)
+        sizes = {"train": len(listing.train), "val": len(listing.val)}
+        for split, n in sizes.items():
+            x, y = data[f"x_{split}"], data[f"y_{split}"]
+            if x.dtype != torch.uint8 or tuple(x.shape) != (n, 3, SIZE, SIZE) or y.shape != (n,):
+                raise ValueError(f"{split} tensors {tuple(x.shape)}, {tuple(y.shape)} for {n}")
+        return data
+    except Exception as error:  # truncated zip, unpickling, missing keys, wrong shapes
+        warnings.warn(
+            f"ignoring the damaged Tiny ImageNet cache {cache} ({one_line(error, 200)}); "
+            "decoding the images again",
+            stacklevel=3,
+        )
+        return None
+
+
 def load_uint8(root: Path) -> dict[str, Any]:
     """The decoded tree as uint8 tensors and labels, from the cache when it is current."""
     listing = list_tree(root)
     paths = cache_paths(root, listing.fingerprint(root))
     for cache in paths:
         if cache.is_file():
-            return torch.load(cache, weights_only=True)
+            data = _read_cache(cache, listing)
+            if data is not None:
+                return data
     missing = [str(path) for path, _ in listing.val if not path.is_file()]
     if missing:
         raise BenchError(f"{root}: {len(missing)} validation images are missing, e.g. {missing[0]}")
@@ -169,7 +223,7 @@ class TinyImageNetDataModule(ImageDataModule):
         super().__init__(**kwargs)
         self.val_fraction = 0.0  # the official val/ is the validation split, not 10% of train
 
-    def load(self) -> Splits:
+    def load_pixels(self) -> Splits:
         candidates = candidate_dirs(self.data_dir, FOLDER)
         root, notes = locate(candidates, _missing)
         if root is None:
@@ -180,8 +234,7 @@ class TinyImageNetDataModule(ImageDataModule):
                 f"{candidates[0].parent} so that {candidates[0] / 'wnids.txt'} exists",
             )
         data = load_uint8(root)
-        norm = self.normalization
-        return Splits(norm(data["x_train"]), data["y_train"], norm(data["x_val"]), data["y_val"])
+        return Splits(data["x_train"], data["y_train"], data["x_val"], data["y_val"])
 
     def setup(self, stage: str | None = None) -> None:
         first = not self._ready
