@@ -24,6 +24,7 @@ from bench.settings import (
     RUN_STATUSES,
     LocalPool,
     QueueSettings,
+    Reruns,
     RunPlace,
     WorkerPlace,
 )
@@ -63,6 +64,7 @@ def build_parser() -> Parser:
 
     run = _grid_parser(sub, "run", help="train a grid of configs and store the results")
     add_arguments(run, LocalPool)
+    add_arguments(run, Reruns)
     worker = _grid_parser(
         sub,
         "worker",
@@ -92,6 +94,17 @@ def build_parser() -> Parser:
     query.add_argument("--density", nargs="+", type=float, help="only these densities")
     query.add_argument(
         "--status", nargs="+", choices=list(RUN_STATUSES), help="only runs with these statuses"
+    )
+    query.add_argument("--seed", nargs="+", type=int, help="only runs with these seeds")
+    query.add_argument(
+        "--epochs", nargs="+", type=int, help="only runs whose budget has these epochs"
+    )
+    query.add_argument(
+        "--budget",
+        nargs="+",
+        metavar="LABEL",
+        help="only runs of these budgets, as 'bench query budgets' names them "
+        "(e.g. 'adam, 10 epochs, 5,000 images')",
     )
 
     db = sub.add_parser("db", help="manage the results database")

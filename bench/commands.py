@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,17 @@ from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.grid import GridSpec
 from bench.options import values
-from bench.settings import DEFAULT_URL, QUERIES, LocalPool, QueueSettings, RunPlace, WorkerPlace
+from bench.presenting import present
+from bench.reruns import crashed, older_than, reopen_runs
+from bench.settings import (
+    DEFAULT_URL,
+    QUERIES,
+    LocalPool,
+    QueueSettings,
+    Reruns,
+    RunPlace,
+    WorkerPlace,
+)
 
 # RunConfig settings that say where a run executes; a study accepts them, nothing else.
 PLACE_SETTINGS = ("accelerator", "data_dir", "download", "spectrum")
@@ -18,6 +29,8 @@ PLACE_SETTINGS = ("accelerator", "data_dir", "download", "spectrum")
 
 def load_plugins(files: tuple[str, ...] | list[str]) -> None:
     """Import each plugin file so that its registrations run."""
+    if not files:
+        return
     from bench.plugins import load_files
 
     load_files(list(files))
@@ -54,9 +67,22 @@ def grid_of(args: argparse.Namespace) -> tuple[list[RunConfig], str, RunPlace]:
                 "(or leave out --study and give your own grid)"
             )
         configs = study_configs(study, **settings)
-        return configs, check_url(place.db or study.db), place
-    configs = GridSpec(**given, settings=settings).configs()
-    return configs, check_url(place.db or DEFAULT_URL), place
+        url = check_url(place.db or study.db)
+    else:
+        configs = GridSpec(**given, settings=settings).configs()
+        url = check_url(place.db or DEFAULT_URL)
+    check_data(configs)
+    return configs, url, place
+
+
+def check_data(configs: list[RunConfig]) -> None:
+    """Load every data set of the grid once: a missing or corrupt file is a one-line error
+    before the database file is created."""
+    from bench.data import check_available
+
+    seen = {(c.dataset, c.data_dir, c.download, c.train_subset) for c in configs}
+    for dataset, data_dir, download, train_subset in sorted(seen, key=str):
+        check_available(dataset, data_dir, download, train_subset)
 
 
 def _describe_study(name: str | None) -> None:
@@ -126,11 +152,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configs, url, place = grid_of(args)
     pool = LocalPool(**values(args, LocalPool))
+    reruns = Reruns(**values(args, Reruns))
+    if reruns.rerun_older_than is not None:
+        older_than(reruns.rerun_older_than)  # a bad version is an error before the file exists
     engine = storage.open_db(url)
     _describe_study(place.study)
     workers = f" with {pool.workers} workers" if pool.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(url)}{workers}")
-    run_grid(
+    reopened = reopen_runs(engine, configs, reruns, Path(place.runs_dir))
+    if reopened:
+        print(f"training {reopened} stored runs again (--retry-failed / --rerun-older-than)")
+    outcomes = run_grid(
         configs,
         engine,
         Path(place.runs_dir),
@@ -141,6 +173,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         show_progress=not pool.no_progress,
     )
     _print_accuracy(engine, configs)
+    return _exit_status(engine, [o.config.config_hash() for o in outcomes if not o.skipped])
+
+
+def _exit_status(engine: Any, trained: list[str]) -> int:
+    """0 when every run trained here finished or failed as a result; 1 (and one line) if any
+    crashed."""
+    count = crashed(engine, trained)
+    if count:
+        print(
+            f"bench: {count} of {len(trained)} runs crashed (an exception in training or in a "
+            "plugin); see 'bench query failures'",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -167,10 +213,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     outcomes = QueueWorker(
         ledger, study, settings, Path(place.runs_dir), on_outcome=say
     ).work()
-    trained = sum(o.status in ("finished", "failed") for o in outcomes)
-    print(f"worker done: {trained} runs trained here; the study has no work left")
+    trained = [o.config.config_hash() for o in outcomes if o.status in ("finished", "failed")]
+    print(f"worker done: {len(trained)} runs trained here; the study has no work left")
     _print_accuracy(ledger.engine, configs)
-    return 0
+    return _exit_status(ledger.engine, trained)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -216,9 +262,12 @@ def cmd_query(args: argparse.Namespace) -> int:
         datasets=args.dataset,
         densities=args.density,
         statuses=args.status,
+        seeds=args.seed,
+        epochs=args.epochs,
+        budgets=args.budget,
     )
-    frame = getattr(storage, QUERIES[args.what])(engine, where)
-    if args.format in ("table", "markdown", "csv", "latex"):
+    frame = present(getattr(storage, QUERIES[args.what])(engine, where), args.what)
+    if args.format in ("table", "markdown", "latex"):
         frame = frame.set_index(frame.columns[0]) if args.what == "runs" else frame
     print(render(frame, args.format))
     return 0

@@ -7,11 +7,13 @@ frames show what is registered when they are called (entry points are loaded her
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-import architectures
-import bench.data
-import methods
+if TYPE_CHECKING:
+    import architectures
+
 
 # Shapes an architecture's parameters are counted at, first accepted wins: the paper's CIFAR
 # shape first (Table 2's counts), then the other built-in data sets' shapes.
@@ -26,6 +28,8 @@ COUNT_CLASSES = 10  # only the classifier depends on the class count
 
 def methods_frame() -> pd.DataFrame:
     """Columns method, needs_data, options (``name=default``, ...), origin, description."""
+    import methods
+
     rows = []
     for name in methods.available():
         cls = methods.method_class(name)
@@ -45,6 +49,8 @@ def methods_frame() -> pd.DataFrame:
 def counting_shape(spec: architectures.ArchSpec) -> tuple[int, int, int] | None:
     """The first of :data:`STANDARD_SHAPES`, then of the registered data sets' shapes, that
     ``spec`` accepts; None when it accepts none of them."""
+    import bench.data
+
     shapes = dict.fromkeys(
         [
             *STANDARD_SHAPES,
@@ -75,6 +81,8 @@ def archs_frame(num_classes: int = COUNT_CLASSES) -> pd.DataFrame:
     known shapes, or whose builder fails on the meta device, keeps its row with empty counts and
     the reason in ``counted at``, so one broken plugin never hides the others.
     """
+    import architectures
+
     rows = []
     for name in architectures.available():
         spec = architectures.spec(name)
@@ -127,6 +135,8 @@ def datasets_frame() -> pd.DataFrame:
     FORCE and Iter-SNIP average per pruning step (Table 3). Train/test sizes are not listed:
     they are known only after loading the files.
     """
+    import bench.data
+
     rows = []
     for name in bench.data.available():
         spec = bench.data.dataset_spec(name)

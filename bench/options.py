@@ -29,6 +29,7 @@ class Cli:
     # Parses the raw string (or list of strings, with nargs) after argparse; raise
     # argparse.ArgumentTypeError or a ValueError naming the bad value.
     parse: Callable[[Any], Any] | None = None
+    const: Any = None  # the value of a flag given without its optional argument (nargs="?")
     flag_only: bool = False  # a store_true switch
     repeat: bool = False  # may be given several times (action="append")
 
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str
             kwargs.update(default=argparse.SUPPRESS)
             if spec.nargs is not None:
                 kwargs["nargs"] = spec.nargs
+            if spec.nargs == "?":
+                kwargs["const"] = spec.const
             if spec.metavar is not None:
                 kwargs["metavar"] = spec.metavar
             choices = spec.choices() if callable(spec.choices) else spec.choices

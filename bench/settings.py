@@ -73,6 +73,26 @@ class LocalPool:
 
 
 @dataclass(frozen=True)
+class Reruns:
+    """Which stored runs of the grid ``bench run`` trains again instead of skipping."""
+
+    retry_failed: str | None = option(
+        None,
+        "train the grid's failed runs again (all of them, or those whose failure reason contains "
+        "the given text); their earlier failures stay in the failures table",
+        nargs="?",
+        const="",
+        metavar="REASON",
+    )
+    rerun_older_than: str | None = option(
+        None,
+        "train again the grid's runs recorded by paibench older than this version (or with no "
+        "version recorded)",
+        metavar="VERSION",
+    )
+
+
+@dataclass(frozen=True)
 class WorkerPlace:
     """How ``bench worker`` joins a grid shared with other machines."""
 

@@ -233,8 +233,8 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "markdown":
         flat, keys = _flat(table)
         return flat.to_markdown(index=keys == 0)
-    if fmt == "csv":
-        return table.to_csv()
+    if fmt == "csv":  # a plain row number is no column of the data
+        return table.to_csv(index=not isinstance(table.index, pd.RangeIndex))
     if fmt == "latex":
         return to_latex(table)
     if fmt == "json":

@@ -34,6 +34,7 @@ _HOMES = {
         "runs",
         "spectra",
     ),
+    "storage.reruns": ("reopen",),
     "storage.rows": ("LostClaim",),
     "storage.spec": ("BUDGET_FIELDS", "budget_label", "method_spec"),
 }
