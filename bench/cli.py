@@ -28,7 +28,7 @@ from bench.settings import (
     RunPlace,
     WorkerPlace,
 )
-from bench.threads import quiet_openmp
+from bench.threads import prepare_environment
 
 
 class Parser(argparse.ArgumentParser):
@@ -133,7 +133,7 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bench`` console script."""
-    quiet_openmp()  # before anything imports torch
+    prepare_environment()  # before anything imports torch
     args = build_parser().parse_args(argv)
     from bench import commands
 

@@ -72,7 +72,20 @@ def grid_of(args: argparse.Namespace) -> tuple[list[RunConfig], str, RunPlace]:
         configs = GridSpec(**given, settings=settings).configs()
         url = check_url(place.db or DEFAULT_URL)
     check_data(configs)
+    check_accelerator(configs)
     return configs, url, place
+
+
+def check_accelerator(configs: list[RunConfig]) -> None:
+    """``--accelerator gpu`` on a machine without a visible GPU is a one-line error."""
+    if any(c.accelerator == "gpu" for c in configs):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BenchError(
+                "--accelerator gpu but no CUDA device is visible on this machine (valid here: "
+                "cpu, auto)"
+            )
 
 
 def check_data(configs: list[RunConfig]) -> None:
@@ -170,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads=pool.threads,
         settings=QueueSettings(**values(args, QueueSettings)),
         plugins=place.plugin,
+        devices=pool.devices,
         show_progress=not pool.no_progress,
     )
     _print_accuracy(engine, configs)
@@ -210,8 +224,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if outcome.status in ("finished", "failed"):
             print(summary_line(outcome), flush=True)
 
+    where = WorkerPlace(**values(args, WorkerPlace))
     outcomes = QueueWorker(
-        ledger, study, settings, Path(place.runs_dir), on_outcome=say
+        ledger, study, settings, Path(place.runs_dir), on_outcome=say, device_index=where.device
     ).work()
     trained = [o.config.config_hash() for o in outcomes if o.status in ("finished", "failed")]
     print(f"worker done: {len(trained)} runs trained here; the study has no work left")

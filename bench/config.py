@@ -16,6 +16,7 @@ HASH_LENGTH = 16
 # Fields that say where or how a run executes but not what it computes: never part of its identity.
 NON_IDENTITY_FIELDS = frozenset({"accelerator", "data_dir", "download", "spectrum"})
 ACCELERATORS = ("cpu", "gpu", "auto")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,17 @@ class RunConfig:
     accelerator: str = option("cpu", "Lightning accelerator", choices=ACCELERATORS)
     data_dir: str | None = option(None, "where to look for data set files")
     download: bool = option(False, "allow downloading data sets", flag_only=True)
+    precision: str = option(
+        "32",
+        "training precision, Lightning's (32 is the paper's; other precisions are their own "
+        "series)",
+        choices=PRECISIONS,
+    )
+    channels_last: bool = option(
+        False,
+        "train in the channels-last memory layout (faster convolutions on GPUs; its own series)",
+        flag_only=True,
+    )
     spectrum: bool = option(
         False,
         "store the top singular values of the input-output Jacobian at initialisation (after "

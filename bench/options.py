@@ -120,3 +120,11 @@ def int_list(values: str | Sequence[str]) -> tuple[int, ...]:
 def split_names(values: Sequence[str]) -> tuple[str, ...]:
     """Names given space- or comma-separated, in order."""
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def parse_device(text: str) -> int:
+    """``cuda:1``, ``gpu:1`` or ``1`` -> 1."""
+    index = text.split(":", 1)[1] if ":" in text else text
+    if not index.isdigit():
+        raise argparse.ArgumentTypeError(f"bad device {text!r} (valid: cuda:N or N)")
+    return int(index)

@@ -25,6 +25,7 @@ from bench.provenance import provenance
 from bench.recorder import Recorder
 from bench.resolve import training_plan
 from bench.spectrum import jacobian_spectrum, spectrum_batch
+from bench.threads import prepare_environment
 from bench.training import EpochRecord, PaIModule, fit_and_test
 from storage.rows import (
     AllocationRow,
@@ -37,6 +38,7 @@ from storage.rows import (
 )
 
 DEFAULT_RUNS_DIR = Path("runs")
+prepare_environment()  # before the first CUDA call of this process
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,28 @@ def _epoch_row(record: EpochRecord) -> EpochRow:
     return EpochRow(record.epoch, record.train_loss, record.val_acc, record.lr, record.seconds)
 
 
+def run_device(config: RunConfig, index: int | None = None) -> torch.device:
+    """The device a run allocates and trains on: GPU ``index`` (default 0) when its accelerator
+    asks for one (``auto``: when one is visible), else the CPU."""
+    wants_gpu = config.accelerator == "gpu" or (
+        config.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return torch.device("cuda", index or 0) if wants_gpu else torch.device("cpu")
+
+
 def run_one(
     config: RunConfig,
     recorder: Recorder,
     runs_dir: Path = DEFAULT_RUNS_DIR,
     progress: bool = False,
+    device_index: int | None = None,
 ) -> RunOutcome:
-    """Train the resolved ``config``, reporting to ``recorder``; returns finished or failed."""
+    """Train the resolved ``config``, reporting to ``recorder``; returns finished or failed.
+
+    Allocation, data and training all live on :func:`run_device` (GPU ``device_index``).
+    """
+    device = run_device(config, device_index)
+    on_gpu = device.type == "cuda"
     stage = "setup"
     try:
         method = methods.get(config.method, **config.options)
@@ -113,7 +130,7 @@ def run_one(
             download=config.download,
         )
         datamodule.setup()
-        recorder.started(provenance(config.accelerator, datamodule.num_classes))
+        recorder.started(provenance(device, datamodule.num_classes))
         model = architectures.build(
             config.arch,
             datamodule.num_classes,
@@ -127,6 +144,7 @@ def run_one(
             input_shape=datamodule.input_shape,
             num_classes=datamodule.num_classes,
             batches_per_step=spec.batches_per_step,
+            device=device,
         )
         allocation = method.allocate(model, config.density, context=context)
         model = allocation.apply(model)
@@ -137,13 +155,24 @@ def run_one(
             batch = spectrum_batch(datamodule.x_train, stream_seed(config.seed, "spectrum"))
             recorder.spectrum(jacobian_spectrum(model, batch).tolist())
         stage = "training"
-        module = PaIModule(model, plan.preset, plan.epochs, plan.lr, datamodule.num_classes)
+        if on_gpu:
+            datamodule.to_device(device)
+        module = PaIModule(
+            model,
+            plan.preset,
+            plan.epochs,
+            plan.lr,
+            datamodule.num_classes,
+            channels_last=config.channels_last,
+        )
         result = fit_and_test(
             module,
             datamodule,
             epochs=plan.epochs,
             run_dir=runs_dir / config.config_hash(),
-            accelerator=config.accelerator,
+            accelerator="gpu" if on_gpu else "cpu",
+            devices=[device.index or 0] if on_gpu else None,
+            precision=config.precision,
             progress=progress,
             on_epoch=lambda record: recorder.epoch(_epoch_row(record)),
         )
@@ -163,6 +192,7 @@ def run_one(
             best_epoch=result.best_epoch,
             alpha_init=alpha_init,
             alpha_final=architectures.dctps_alphas(model),
+            nondeterministic_ops=result.nondeterministic_ops,
         )
     )
     return RunOutcome(config, "finished", test_acc=result.test_acc)

@@ -53,14 +53,14 @@ def git_state() -> tuple[str | None, bool | None]:
     return commit, None if status is None else bool(status)
 
 
-def device_name(accelerator: str) -> str:
-    """The device a run trains on, by name (``cpu (x86_64)``, ``NVIDIA H200``)."""
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.cuda.current_device())
+def device_name(device: torch.device) -> str:
+    """The device a run trains on, by name (``cpu (x86_64)``, ``NVIDIA H200 (cuda:0)``)."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({device})"
     return f"cpu ({platform.machine()})"
 
 
-def provenance(accelerator: str, num_classes: int | None) -> ProvenanceRow:
+def provenance(device: torch.device, num_classes: int | None) -> ProvenanceRow:
     """Everything :class:`~storage.rows.ProvenanceRow` holds, read now."""
     commit, dirty = git_state()
     return ProvenanceRow(
@@ -70,7 +70,7 @@ def provenance(accelerator: str, num_classes: int | None) -> ProvenanceRow:
         python_version=platform.python_version(),
         torch_version=torch.__version__,
         cuda_version=torch.version.cuda,
-        device=device_name(accelerator),
+        device=device_name(device),
         host=socket.gethostname(),
         threads=torch.get_num_threads(),
         num_classes=num_classes,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.options import option, positive_int
+from bench.options import int_list, option, parse_device, positive_int
 
 DEFAULT_URL = "sqlite:///bench.db"  # the one in storage.db; repeated here to keep --help fast
 QUERY_FORMATS = ("table", "csv", "markdown", "latex", "json")
@@ -69,6 +69,14 @@ class LocalPool:
         "its fair share)",
         parse=positive_int,
     )
+    devices: tuple[int, ...] | None = option(
+        None,
+        "GPU indices the workers are placed on, round-robin (several workers per GPU allowed: "
+        "--workers 4 --devices 0 shares one GPU among four runs); with --accelerator gpu",
+        nargs="+",
+        metavar="INDEX",
+        parse=int_list,
+    )
     no_progress: bool = option(False, "no progress bar", flag_only=True)
 
 
@@ -98,6 +106,12 @@ class WorkerPlace:
 
     optuna_study: str | None = option(
         None, "Optuna study name (default: one named by the grid, the same on every machine)"
+    )
+    device: int | None = option(
+        None,
+        "the GPU this worker trains on, as cuda:N or N (default cuda:0); with --accelerator gpu",
+        metavar="cuda:N",
+        parse=lambda text: parse_device(text),
     )
 
 

@@ -4,7 +4,7 @@ On a CPU shared with other processes, torch's default (one thread per core, Open
 spin while they wait) collapsed: beside a few busy processes the README's main job ran 4-8x
 slower than with one thread, burning CPU in the spin-waits (docs/performance.md, "A busy
 machine"). Two measures keep a run at its fair share: OpenMP's passive wait policy, set before
-torch starts (:func:`quiet_openmp`), and a thread count chosen per run from the idle cores
+torch starts (:func:`prepare_environment`), and a thread count chosen per run from the idle cores
 measured just before it starts (:func:`free_cores`).
 """
 
@@ -16,12 +16,15 @@ import time
 SAMPLE_SECONDS = 0.1
 
 
-def quiet_openmp() -> None:
-    """Make OpenMP threads sleep instead of spin while they wait (unless the user chose).
+def prepare_environment() -> None:
+    """Settings that must be in the environment before torch starts (unless the user chose).
 
-    Must run before torch is imported to take effect; harmless after.
+    OpenMP threads sleep instead of spinning while they wait (see above); cuBLAS gets the
+    fixed workspace its deterministic mode needs (PyTorch's reproducibility notes), so GPU
+    matrix products give the same bits run after run. Harmless where there is no GPU.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def _cpu_times() -> tuple[int, int] | None:

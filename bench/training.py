@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,16 +25,33 @@ class PaIModule(L.LightningModule):
     """A classifier trained with cross-entropy; accuracy through torchmetrics."""
 
     def __init__(
-        self, model: nn.Module, preset: TrainingPreset, epochs: int, lr: float, num_classes: int
+        self,
+        model: nn.Module,
+        preset: TrainingPreset,
+        epochs: int,
+        lr: float,
+        num_classes: int,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        self.channels_last = channels_last
         self.preset, self.epochs, self.lr = preset, epochs, lr
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -129,6 +147,8 @@ class TrainResult:
     seconds: float
     epochs: list[EpochRecord] = field(default_factory=list)
     resumed: bool = False
+    # Ops that ran without a deterministic kernel (CUDA's, mostly): recorded, not fatal.
+    nondeterministic_ops: list[str] = field(default_factory=list)
 
 
 def _quiet_lightning() -> None:
@@ -159,6 +179,8 @@ def fit_and_test(
     epochs: int,
     run_dir: Path,
     accelerator: str = "cpu",
+    devices: list[int] | None = None,
+    precision: str = "32",
     progress: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     callbacks: Sequence[Callback] = (),
@@ -171,6 +193,10 @@ def fit_and_test(
     epoch's record as the epoch ends; ``callbacks`` are extra Lightning callbacks (the harness
     overhead benchmark times training steps with one). Data sets without test labels (Tiny
     ImageNet) report the best validation accuracy as their test accuracy, as the paper does.
+
+    Deterministic algorithms are asked for in warn mode: an op without a deterministic kernel
+    (on a GPU) is named in ``nondeterministic_ops`` instead of failing the run. ``devices``:
+    the GPU indices to train on (default: one device); ``precision``: Lightning's.
     """
     _quiet_lightning()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -181,22 +207,29 @@ def fit_and_test(
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator=accelerator,
-        devices=1,
+        devices=devices or 1,
+        precision=precision,
         logger=False,
         callbacks=[best, recorder, *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        deterministic=True,
+        deterministic="warn",
         default_root_dir=run_dir,
     )
     last = run_dir / "last.ckpt"
     resumed = _readable_checkpoint(last)
     start = time.perf_counter()
-    trainer.fit(
-        module, datamodule=datamodule, ckpt_path=str(last) if resumed else None, weights_only=True
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=str(last) if resumed else None,
+            weights_only=True,
+        )
     seconds = time.perf_counter() - start
+    nondeterministic = nondeterministic_ops(str(w.message) for w in caught)
     best_path = best.best_model_path
     state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
@@ -215,4 +248,14 @@ def fit_and_test(
         seconds=seconds,
         epochs=recorder.records,
         resumed=resumed,
+        nondeterministic_ops=nondeterministic,
     )
+
+
+_NONDETERMINISTIC = re.compile(r"^(\S+) does not have a deterministic implementation")
+
+
+def nondeterministic_ops(messages: Iterable[str]) -> list[str]:
+    """The ops named by torch's warn-only determinism warnings, sorted, each once."""
+    found = {m.group(1) for m in map(_NONDETERMINISTIC.match, messages) if m is not None}
+    return sorted(found)

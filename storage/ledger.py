@@ -255,6 +255,8 @@ class Ledger:
             run.best_val_acc, run.test_acc = row.best_val_acc, row.test_acc
             run.train_seconds = row.train_seconds
             run.epochs, run.resumed, run.finished_at = row.epochs, row.resumed, utcnow()
+            run.deterministic = not row.nondeterministic_ops
+            run.nondeterministic_ops = ", ".join(row.nondeterministic_ops) or None
             # Every epoch of every attempt is in the table; the best is chosen over all of them.
             stored = [m for m in run.epoch_metrics if m.val_acc is not None]
             best = max(stored, key=lambda m: m.val_acc).epoch if stored else row.best_epoch

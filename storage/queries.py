@@ -52,6 +52,8 @@ PROVENANCE_COLUMNS = [
     "host",
     "threads",
     "num_classes",
+    "deterministic",
+    "nondeterministic_ops",
 ]
 
 

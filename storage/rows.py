@@ -101,6 +101,8 @@ class ResultRow:
     best_epoch: int | None
     alpha_init: dict[str, float] = field(default_factory=dict)
     alpha_final: dict[str, float] = field(default_factory=dict)
+    # Ops that ran without a deterministic kernel; empty: the run is deterministic.
+    nondeterministic_ops: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

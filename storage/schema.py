@@ -87,6 +87,9 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(String(128))
     threads: Mapped[int | None] = mapped_column(Integer)
     num_classes: Mapped[int | None] = mapped_column(Integer)
+    # False when an op without a deterministic kernel ran (named in nondeterministic_ops).
+    deterministic: Mapped[bool | None] = mapped_column()
+    nondeterministic_ops: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

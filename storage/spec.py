@@ -19,8 +19,8 @@ def method_spec(method: str, options: Mapping[str, Any] | None) -> str:
 
 
 # The config fields that make a training budget: runs differing in any of them are never
-# averaged together (epochs, train subset, batch size, preset, precision).
-BUDGET_FIELDS = ("preset", "epochs", "train_subset", "batch_size", "precision")
+# averaged together (epochs, train subset, batch size, preset, precision, memory layout).
+BUDGET_FIELDS = ("preset", "epochs", "train_subset", "batch_size", "precision", "channels_last")
 DEFAULT_PRECISIONS = (None, "32", "32-true", 32)
 
 
@@ -43,4 +43,6 @@ def budget_label(config: Mapping[str, Any]) -> str:
         parts.append(f"batch {config['batch_size']}")
     if config.get("precision") not in DEFAULT_PRECISIONS:
         parts.append(str(config["precision"]))
+    if config.get("channels_last"):
+        parts.append("channels-last")
     return ", ".join(parts)

@@ -49,7 +49,7 @@ class BatchTensorDataset(Dataset):
         return len(self.y)
 
     def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices)
+        index = torch.as_tensor(indices, device=self.x.device)
         x = self.x[index]
         if self.augment is not None:
             x = self.augment(x, self.generator)
@@ -177,6 +177,14 @@ class TensorDataModule(L.LightningDataModule):
                     f"data set {self.name!r}: {split} labels outside [0, {self.num_classes}) "
                     f"(min {int(y.min())}, max {int(y.max())})"
                 )
+
+    def to_device(self, device: torch.device | str) -> None:
+        """Move every split to ``device`` once (after :meth:`setup`): batches are then indexed
+        on the device and never copied per step. Augmentation draws its offsets from the run's
+        generator on the CPU (the same draws on every device) and gathers on the device."""
+        device = torch.device(device)
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
 
     # Loaders ----------------------------------------------------------------------------------
     def _loader(

@@ -51,6 +51,7 @@ def _local_worker(
     settings: QueueSettings,
     threads: int | None,
     share: int,
+    device_index: int | None,
     plugins: tuple[str, ...],
     lifeline,
 ) -> None:
@@ -78,6 +79,7 @@ def run_grid(
     threads: int | None = None,
     settings: QueueSettings = DEFAULT_SETTINGS,
     plugins: Sequence[str] = (),
+    devices: Sequence[int] | None = None,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[RunOutcome]:
@@ -85,7 +87,8 @@ def run_grid(
 
     ``threads``: torch threads per run (default: the cores free when each run starts, at most
     the CPUs divided among the workers, :mod:`bench.threads`);
-    ``plugins``: files the worker processes load first (this process has loaded them).
+    ``plugins``: files the worker processes load first (this process has loaded them);
+    ``devices``: GPU indices the workers are placed on, round-robin.
     Raises BenchError if the workers exit with runs left unfinished.
     """
     from tqdm.auto import tqdm
@@ -123,11 +126,24 @@ def run_grid(
     try:
         if workers == 1:
             QueueWorker(
-                ledger, study, settings, runs_dir, on_outcome=lambda _: report(), threads=threads
+                ledger,
+                study,
+                settings,
+                runs_dir,
+                on_outcome=lambda _: report(),
+                threads=threads,
+                device_index=devices[0] if devices else None,
             ).work()
         else:
             codes = _run_processes(
-                ledger, study.study_name, runs_dir, workers, threads, settings, tuple(plugins),
+                ledger,
+                study.study_name,
+                runs_dir,
+                workers,
+                threads,
+                settings,
+                tuple(plugins),
+                tuple(devices or ()),
                 report,
             )
         report()
@@ -163,6 +179,7 @@ def _run_processes(
     threads: int | None,
     settings: QueueSettings,
     plugins: tuple[str, ...],
+    devices: tuple[int, ...],
     report: Callable[[], None],
 ) -> list[int | None]:
     """Start ``workers`` processes on the study, report while they run; their exit codes."""
@@ -181,6 +198,7 @@ def _run_processes(
                 settings,
                 threads,
                 share,
+                devices[index % len(devices)] if devices else None,
                 plugins,
                 lifeline,
             ),

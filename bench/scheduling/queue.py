@@ -188,11 +188,13 @@ class QueueWorker:
         on_outcome: Callable[[RunOutcome], None] | None = None,
         threads: int | None = None,
         max_threads: int | None = None,
+        device_index: int | None = None,
     ) -> None:
         self.ledger, self.study, self.settings = ledger, study, settings
         self.runs_dir, self.progress, self.on_outcome = runs_dir, progress, on_outcome
         # None: each run gets the cores free when it starts (bench.threads), at most max_threads.
         self.threads, self.max_threads = threads, max_threads
+        self.device_index = device_index  # the GPU this worker's runs use, when they use one
         self.outcomes: list[RunOutcome] = []
 
     def alive(self, worker: str | None) -> bool:
@@ -240,7 +242,13 @@ class QueueWorker:
             trial.set_user_attr(ATTEMPT_ATTR, held.attempt)
             torch.set_num_threads(self.threads or threads_for_run(self.max_threads))
             try:
-                outcome = run_one(config, self.ledger.recorder(held), self.runs_dir, self.progress)
+                outcome = run_one(
+                    config,
+                    self.ledger.recorder(held),
+                    self.runs_dir,
+                    self.progress,
+                    device_index=self.device_index,
+                )
             except LostClaim as lost:
                 outcome = RunOutcome(config, "busy", reason=str(lost))
             except BaseException:
