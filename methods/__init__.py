@@ -18,6 +18,7 @@ their ranges: :mod:`~methods.options`. Register a new method with :func:`registe
 from methods import dctps as _dctps  # noqa: F401
 from methods import force as _force  # noqa: F401
 from methods import grasp as _grasp  # noqa: F401
+from methods import hyperplane as _hyperplane  # noqa: F401
 from methods import snip as _snip  # noqa: F401
 from methods import sparse_random as _sparse_random  # noqa: F401  (registers built-ins)
 from methods import synflow as _synflow  # noqa: F401
