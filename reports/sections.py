@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
 import storage
+from reports.figure_one import has_subspace_runs, trainable_figure
 from reports.figures import accuracy_figure, layer_allocation_figure, save_figure, spectra_figure
 from reports.html import Item, Section, figure_body
 from reports.provenance import mixed_versions
@@ -113,6 +114,7 @@ def series_section(context: Context, key: TableKey, runs: pd.DataFrame) -> Secti
         *_accuracy_items(context, key),
         *_cost_items(context, key),
         *_figure_items(context, key),
+        *_figure_one_items(context, key),
         *_failure_items(context, key),
     ]
     return Section(budget, items, group=f"{arch} on {dataset}")
@@ -233,6 +235,22 @@ def _figure_items(context: Context, key: TableKey) -> list[Item]:
             )
         )
     return items
+
+
+def _figure_one_items(context: Context, key: TableKey) -> list[Item]:
+    """Figure 1 (accuracy against trainable parameters), where the series has hyperplane runs."""
+    query = Query("runs", key_filter(key, statuses=["finished"]))
+    frame = _fetch(context, query, key)
+    if frame.empty or not has_subspace_runs(frame):
+        return []
+    title = "Best validation accuracy against trainable parameters (Figure 1)"
+    body, files = _save(context, trainable_figure(frame), context.name("trainable", key), title)
+    note = (
+        "Mean ± std over seeds; x: parameters the optimizer trains (k coordinates plus biases and "
+        "BatchNorm for Hyperplane Projection; kept weights plus the same for the others)."
+    )
+    return [Item(title, body, queries=[str(query)], counts=f"{len(frame)} runs", files=files,
+                 note=note)]
 
 
 def _failure_items(context: Context, key: TableKey) -> list[Item]:

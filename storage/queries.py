@@ -29,6 +29,7 @@ RUN_COLUMNS = [
     "achieved_density",
     "kept",
     "total",
+    "trainable_params",
     "status",
     "best_val_acc",
     "test_acc",

@@ -145,3 +145,32 @@ def test_hyperplane_grid_stores_rows_like_any_method(
     cost = storage.allocation_cost(engine).set_index("method")
     assert cost.loc["hyperplane", "peak_bytes"] >= 0
     assert storage.epoch_metrics(engine).groupby("method").size()["hyperplane"] == 2
+
+
+def test_figure_1_is_drawn_for_networks_with_hyperplane_runs(
+    db_url: str, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from reports import build_report
+    from reports.figure_one import has_subspace_runs, trainable_figure, trainable_points
+
+    args = ["run", "--methods", "hyperplane", "random", "--densities", "0.01", "0.001"]
+    args += ["--epochs", "1", "--train-subset", "100", "--db", db_url, "--no-progress"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 0
+    engine = storage.open_db(db_url)
+    runs = storage.runs(engine)
+    assert has_subspace_runs(runs)
+    points = trainable_points(runs)
+    hyper = points[points["method"] == "hyperplane"]["trainable_params"].tolist()
+    others = 256 + 256 + 10  # the MLP's biases
+    assert sorted(hyper) == [round(0.001 * 84480) + others, round(0.01 * 84480) + others]
+    figure = trainable_figure(runs)
+    (ax,) = figure.axes
+    assert ax.get_xscale() == "log"
+    drawn = {artist.get_gid() for artist in ax.get_children() if artist.get_gid()}
+    assert {"trainable:hyperplane", "trainable:random", "trainable:dense"} <= drawn
+    index = build_report(engine, tmp_path / "report")
+    assert "(Figure 1)" in index.read_text()
+    assert list((tmp_path / "report").glob("trainable_mlp_digits_*.png"))
+    assert not has_subspace_runs(runs[runs["method"] != "hyperplane"].pipe(pd.DataFrame))
