@@ -34,17 +34,19 @@ from architectures.prunable import prunable_layers
 
 Projection = Literal["dense", "sparse", "fastfood"]
 PROJECTIONS: tuple[str, ...] = ("dense", "sparse", "fastfood")
-# Li et al. chose dense for small networks, sparse for medium and fastfood for large ones: the
-# largest dense P and sparse P (entries) the default builds before moving on.
-DENSE_LIMIT = 20_000_000
-SPARSE_LIMIT = 50_000_000
+# Li et al. chose dense for small networks, sparse for medium and fastfood for large ones. The
+# limits below come from benchmarks/hyperplane.py (LeNet-5, docs/performance.md): a dense P of
+# N * k entries is the fastest up to about 4M entries; a sparse P's k * sqrt(N) entries cost
+# less than Fastfood's two Walsh-Hadamard transforms (2 L log2 L) up to about an eighth of them.
+DENSE_LIMIT = 4_000_000
 
 
 def default_projection(total: int, k: int) -> Projection:
     """The fastest exact projection for ``N = total`` weights and ``k`` coordinates."""
     if total * k <= DENSE_LIMIT:
         return "dense"
-    if k * round(math.sqrt(total)) <= SPARSE_LIMIT:
+    size = 2 ** math.ceil(math.log2(max(total, 2)))
+    if k * round(math.sqrt(total)) <= size * math.log2(size) / 8:
         return "sparse"
     return "fastfood"
 

@@ -125,8 +125,9 @@ def test_a_checkpoint_holds_theta_and_reproduces_the_outputs() -> None:
 
 
 def test_default_projection_by_size() -> None:
-    assert default_projection(60_000, 60) == "dense"
-    assert default_projection(60_000, 600) == "sparse"
+    assert default_projection(60_000, 60) == "dense"  # LeNet-5 at 0.1%
+    assert default_projection(60_000, 300) == "sparse"
+    assert default_projection(60_000, 600) == "fastfood"  # LeNet-5 at 1%
     assert default_projection(23_000_000, 230_000) == "fastfood"
     assert isinstance(_net("auto")[1], HyperplaneNet)
 
