@@ -166,8 +166,8 @@ class LaunchSettings:
     )
     timeout_min: int = option(
         240,
-        "minutes a job may run; a job out of time (or preempted) is requeued, up to 3 times, "
-        "and its runs resume from their checkpoints",
+        "minutes a job may run; a job out of time is requeued (3 times at most, a preempted one "
+        "always) and its runs resume from their checkpoints",
         parse=positive_int,
     )
     slurm_partition: str | None = option(None, "SLURM partition")
