@@ -22,6 +22,7 @@ from bench.settings import (
     QUERIES,
     QUERY_FORMATS,
     RUN_STATUSES,
+    LaunchSettings,
     LocalPool,
     QueueSettings,
     Reruns,
@@ -74,6 +75,17 @@ def build_parser() -> Parser:
         "command on every machine, with --db pointing at one PostgreSQL database.",
     )
     add_arguments(worker, WorkerPlace)
+    launch = _grid_parser(
+        sub,
+        "launch",
+        help="submit bench worker jobs, one per GPU, through Submitit (SLURM, or this machine)",
+        description="Submit jobs that each run 'bench worker' on the grid, one worker per GPU "
+        "(--device cuda:<local rank>), all joined through Optuna's storage in the database "
+        "given by --db (PostgreSQL on a cluster). Prints the job ids and where their logs are; "
+        "with --wait, waits for them and prints the accuracy table.",
+    )
+    add_arguments(launch, WorkerPlace, skip=["device"])
+    add_arguments(launch, LaunchSettings)
 
     for name, text in (
         ("methods", "list registered methods"),

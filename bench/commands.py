@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bench.reruns import crashed, older_than, reopen_runs
 from bench.settings import (
     DEFAULT_URL,
     QUERIES,
+    LaunchSettings,
     LocalPool,
     QueueSettings,
     Reruns,
@@ -234,6 +236,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _exit_status(ledger.engine, trained)
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from bench import launch
+
+    settings = LaunchSettings(**values(args, LaunchSettings))
+    accelerator = values(args, RunConfig).get("accelerator", "cpu")
+    shape = launch.layout(settings, accelerator)
+    configs, url, place = grid_of(launch.checked_here(args, settings))
+    configs = [dataclasses.replace(c, accelerator=accelerator) for c in configs]
+    ledger, jobs = launch.start(args, settings, shape, configs, url, place)
+    if not settings.wait:
+        return 0
+    trained = launch.wait_for(jobs, ledger, configs)
+    _print_accuracy(ledger.engine, configs)
+    return _exit_status(ledger.engine, trained)
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     import storage
 
@@ -317,6 +335,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "worker": cmd_worker,
+    "launch": cmd_launch,
     "db": cmd_db,
     "methods": cmd_methods,
     "archs": cmd_archs,

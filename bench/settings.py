@@ -134,3 +134,58 @@ class QueueSettings:
         parse=positive_int,
     )
     poll: float = 1.0  # seconds between looks at the queue while others run
+
+
+EXECUTORS = ("slurm", "local")
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """How ``bench launch`` submits ``bench worker`` jobs through Submitit."""
+
+    executor: str = option(
+        "slurm",
+        "where the workers run: slurm (sbatch through Submitit, on a cluster) or local (this "
+        "machine, Submitit's LocalExecutor)",
+        choices=EXECUTORS,
+    )
+    jobs: int | None = option(
+        None,
+        "bench worker processes in all, one per GPU (default: --nodes x --gpus-per-node; with "
+        "--accelerator cpu, one per node), submitted as jobs of --nodes x --gpus-per-node "
+        "workers each",
+        metavar="N",
+        parse=positive_int,
+    )
+    nodes: int = option(1, "nodes of each job", parse=positive_int)
+    gpus_per_node: int = option(
+        1,
+        "GPUs of each node, one worker on each (bench worker --device cuda:<local rank>); with "
+        "--accelerator gpu or auto",
+        parse=positive_int,
+    )
+    timeout_min: int = option(
+        240,
+        "minutes a job may run; a job out of time is requeued (3 times at most, a preempted one "
+        "always) and its runs resume from their checkpoints",
+        parse=positive_int,
+    )
+    slurm_partition: str | None = option(None, "SLURM partition")
+    slurm_account: str | None = option(None, "SLURM account charged for the jobs")
+    slurm_option: tuple[str, ...] = option(
+        (),
+        "any other Submitit SLURM parameter (cpus_per_task=8, mem=64G, qos=high, "
+        "constraint=a100, setup='module load cuda'), or any sbatch option (reservation=NAME) "
+        "(repeatable)",
+        metavar="KEY=VALUE",
+        repeat=True,
+        parse=tuple,
+    )
+    log_dir: str = option(
+        "launch-logs", "where Submitit keeps the jobs' logs (JOBID_TASK_log.out, .err)"
+    )
+    wait: bool = option(
+        False,
+        "wait for the jobs, printing each run as it ends, then the accuracy table like bench run",
+        flag_only=True,
+    )
