@@ -3,9 +3,7 @@
 ``paibench_version`` (indexed: ``bench run --rerun-older-than``), ``git_commit`` and
 ``git_dirty`` say which code trained the run; Python, torch and CUDA versions, the device, the
 host and the torch threads say where; ``num_classes`` is the data set's class count (chance
-accuracy for reports); ``deterministic`` is false when an op without a deterministic kernel ran,
-named in ``nondeterministic_ops``. Rows recorded before this revision keep NULLs: unknown, not
-guessed.
+accuracy for reports). Rows recorded before this revision keep NULLs: unknown, not guessed.
 
 Revision ID: 0003
 Revises: 0002
@@ -32,8 +30,6 @@ COLUMNS = (
     ("host", sa.String(128)),
     ("threads", sa.Integer()),
     ("num_classes", sa.Integer()),
-    ("deterministic", sa.Boolean()),
-    ("nondeterministic_ops", sa.Text()),
 )
 
 
