@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,8 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# cuBLAS's deterministic mode needs its workspace fixed before CUDA starts (as bench sets it).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import architectures
 from bench.data.base import Splits, TensorDataModule
@@ -286,6 +289,18 @@ def settings_for(args: argparse.Namespace) -> list[Setting]:
     return out
 
 
+def append_csv(path: Path | None, row: dict) -> None:
+    """Append one row (a header first into a new file): a run cut short keeps what it measured."""
+    if path is None:
+        return
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -299,7 +314,6 @@ def main(argv: list[str] | None = None) -> None:
         f"{'arch':14s} {'batch':>5s} {'precision':>10s} {'layout':>13s} {'harness s':>10s} "
         f"{'bare s':>10s} {'ratio':>7s}  goal"
     )
-    rows = []
     with tempfile.TemporaryDirectory() as root:
         for setting in settings_for(args):
             ours, theirs = measure(setting, args.rounds, Path(root))
@@ -315,7 +329,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{setting.layout:>13s} {ours:10.4f} {theirs:10.4f} {ratio:7.3f}  {verdict}",
                 flush=True,
             )
-            rows.append(
+            append_csv(
+                args.csv,
                 {
                     "arch": setting.arch,
                     "batch": setting.batch,
@@ -327,15 +342,8 @@ def main(argv: list[str] | None = None) -> None:
                     "bare_s": theirs,
                     "ratio": ratio,
                     "goal": goal or "",
-                }
+                },
             )
-    if args.csv is not None:
-        new = not args.csv.exists()
-        with args.csv.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
 
 
 if __name__ == "__main__":
