@@ -52,10 +52,15 @@ if ! python3 -c "import sqlalchemy, alembic, optuna" 2>/dev/null; then
              "(run benchmarks/device_wheels.sh and carry .whl)" >&2
         exit 2
     fi
+    # A wheel is a zip of what goes into site-packages: unzipped, where pip itself fails.
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl > "$OUT_DIR/logs/wheels.log" 2>&1 \
-        && export PYTHONPATH=/tmp/site:$PWD \
-        || { echo "device_check.sh: installing .whl failed (logs/wheels.log)" >&2; exit 2; }
+        || for wheel in .whl/*.whl; do python3 -m zipfile -e "$wheel" /tmp/site; done \
+        >> "$OUT_DIR/logs/wheels.log" 2>&1
+    export PYTHONPATH=/tmp/site:$PWD
+    python3 -c "import sqlalchemy, alembic, optuna" >> "$OUT_DIR/logs/wheels.log" 2>&1 \
+        || { echo "device_check.sh: the wheels in .whl do not import (logs/wheels.log)" >&2
+             exit 2; }
 else
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
