@@ -17,6 +17,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from architectures.layers import GlobalAvgPool
 from architectures.registry import ArchSpec, Factory, InputShape, register_arch
 
 MIN_SIDE = 28
@@ -141,13 +142,13 @@ class CifarResNet(nn.Module):
                 in_planes = planes * block.expansion
             stages.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalAvgPool()
         self.fc = nn.Linear(in_planes, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return self.fc(self.avgpool(out).flatten(1))
+        return self.fc(self.avgpool(out))
 
 
 def resnet18(num_classes: int, input_shape: InputShape, width: int = 64) -> nn.Module:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from architectures.cifar_resnet import conv, register_cifar_arch
+from architectures.layers import GlobalAvgPool
 from architectures.registry import InputShape
 
 
@@ -86,7 +87,7 @@ class FixupResNet(nn.Module):
                 in_planes = planes
             stages.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalAvgPool()
         self.bias2 = _scalar(0.0)
         self.fc = nn.Linear(in_planes, num_classes)
         self.reset_fixup_()
@@ -110,7 +111,7 @@ class FixupResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.conv1(x) + self.bias1)
         out = self.layer3(self.layer2(self.layer1(out)))
-        return self.fc(self.avgpool(out).flatten(1) + self.bias2)
+        return self.fc(self.avgpool(out) + self.bias2)
 
 
 def fixup_resnet110(num_classes: int, input_shape: InputShape) -> nn.Module:

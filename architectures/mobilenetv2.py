@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from architectures.cifar_resnet import conv, conv_bn, register_cifar_arch
+from architectures.layers import GlobalAvgPool
 from architectures.registry import InputShape
 
 # (expansion, out_planes, num_blocks, stride); the second stage's stride is 1 on CIFAR.
@@ -71,13 +72,13 @@ class MobileNetV2(nn.Module):
         self.layers = nn.Sequential(*blocks)
         self.conv2 = conv(in_planes, 1280, 1)
         self.bn2 = nn.BatchNorm2d(1280)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.linear = nn.Linear(1280, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(self.layers(out))))
-        return self.linear(self.pool(out).flatten(1))
+        return self.linear(self.pool(out))
 
 
 def mobilenetv2(num_classes: int, input_shape: InputShape) -> nn.Module:

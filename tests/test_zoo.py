@@ -25,6 +25,7 @@ from architectures import (
 )
 from architectures.dctps import to_dctps
 from architectures.fixup_resnet import FixupResNet, fixup_std
+from architectures.layers import GlobalAvgPool
 
 # methods-reference.md s.9 / paper Table 2, 10 classes:
 # (prunable weights, bias & BN, total, prunable layers, classifier in_features, classifier bias).
@@ -131,7 +132,7 @@ def test_final_map_before_the_pool(name: str) -> None:
     seen: list[torch.Size] = []
     for shape in ACCEPTED[name]:
         model = build_meta(name, 10, input_shape=shape)
-        pools = [m for m in model.modules() if isinstance(m, nn.AvgPool2d | nn.AdaptiveAvgPool2d)]
+        pools = [m for m in model.modules() if isinstance(m, nn.AvgPool2d | GlobalAvgPool)]
         pools[-1].register_forward_pre_hook(lambda _module, args: seen.append(args[0].shape))
         assert model(torch.empty(2, *shape, device="meta")).shape == (2, 10)
         side = FINAL_MAPS[name][shape[1]]
