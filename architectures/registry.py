@@ -16,12 +16,12 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from importlib.metadata import entry_points
 from typing import TypeVar
 
 import torch
 from torch import nn
 
+from architectures.entry_points import installed
 from architectures.prunable import PRUNABLE_TYPES
 
 InputShape = tuple[int, int, int]
@@ -189,18 +189,7 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        origin = f"entry point {ep.value}"
-        before = set(_ARCHS)
-        try:
-            loaded = ep.load()
-        except Exception as error:
-            raise UnknownArchitecture(
-                f"entry point {ep.name} = {ep.value} of group {ENTRY_POINT_GROUP} failed to "
-                f"load: {type(error).__name__}: {error}"
-            ) from error
-        for added in set(_ARCHS) - before:
-            set_origin(added, origin)
+    for ep, loaded, origin in installed(ENTRY_POINT_GROUP, _ARCHS, set_origin, UnknownArchitecture):
         if isinstance(loaded, ArchSpec):
             if loaded.name not in _ARCHS:
                 register_arch(replace(loaded, origin=origin))

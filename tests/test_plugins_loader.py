@@ -16,6 +16,7 @@ import pytest
 import architectures
 import bench.data
 import methods
+from architectures import entry_points as shared_loader
 from architectures import registry as arch_registry
 from bench import plugins
 from bench.data import registry as data_registry
@@ -233,8 +234,8 @@ def test_entry_points_of_all_three_groups(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "group", "registry"),
     [
-        (arch_registry, architectures.ENTRY_POINT_GROUP, arch_registry),
-        (data_registry, bench.data.ENTRY_POINT_GROUP, data_registry),
+        (shared_loader, architectures.ENTRY_POINT_GROUP, arch_registry),
+        (shared_loader, bench.data.ENTRY_POINT_GROUP, data_registry),
     ],
     ids=["architectures", "datasets"],
 )
@@ -246,7 +247,8 @@ def test_a_broken_entry_point_is_one_line(
     registry: object,
 ) -> None:
     broken = EntryPoint(name="broken", value="paibench_no_such_module:thing", group=group)
-    monkeypatch.setattr(module, "entry_points", lambda group: [broken])
+    only_this = lambda group: [broken] if group == broken.group else []  # noqa: E731
+    monkeypatch.setattr(module, "entry_points", only_this)
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     with pytest.raises(
         BenchError,
@@ -279,7 +281,8 @@ def test_broken_method_entry_point_and_clashing_builder_name_their_group(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     clash = EntryPoint(name="mlp", value="paibench_clash_demo:builder", group="x")
-    monkeypatch.setattr(arch_registry, "entry_points", lambda group: [clash])
+    only_archs = lambda group: [clash] if group == architectures.ENTRY_POINT_GROUP else []  # noqa: E731
+    monkeypatch.setattr(shared_loader, "entry_points", only_archs)
     monkeypatch.setattr(arch_registry, "_entry_points_loaded", False)
     with pytest.raises(
         BenchError,

@@ -22,11 +22,11 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import torch
 
+from architectures.entry_points import installed
 from bench.data.base import Splits, TensorDataModule
 from bench.errors import BenchError
 
@@ -261,18 +261,7 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        origin = f"entry point {ep.value}"
-        before = set(DATASETS)
-        try:
-            loaded = ep.load()
-        except Exception as error:
-            raise BenchError(
-                f"entry point {ep.name} = {ep.value} of group {ENTRY_POINT_GROUP} failed to "
-                f"load: {type(error).__name__}: {error}"
-            ) from error
-        for added in set(DATASETS) - before:
-            set_origin(added, origin)
+    for ep, loaded, origin in installed(ENTRY_POINT_GROUP, DATASETS, set_origin, BenchError):
         if isinstance(loaded, DatasetSpec):
             if loaded.name not in DATASETS:
                 register_dataset(replace(loaded, origin=origin))
