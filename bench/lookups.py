@@ -34,10 +34,20 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from bench.listing import methods_frame
+    plugins = getattr(args, "plugin", ())
 
-    load_plugins(getattr(args, "plugin", ()))
-    print(methods_frame().to_string(index=False))
+    def listing() -> str:
+        from bench.listing import methods_frame
+
+        return methods_frame().to_string(index=False) + "\n"
+
+    if plugins:
+        load_plugins(plugins)
+        print(listing(), end="")
+    else:  # built-ins and installed plugins only: the listing is cached per source state
+        from bench.listing_cache import cached_text
+
+        print(cached_text("methods", listing), end="")
     return 0
 
 
