@@ -66,8 +66,10 @@ def grid_of(args: argparse.Namespace) -> tuple[list[RunConfig], str, RunPlace]:
                 f"--study {study.name} defines the whole grid and its budget; drop {flags} "
                 "(or leave out --study and give your own grid)"
             )
-        configs = study_configs(study, **settings)
+        configs = study_configs(study.only(place.blocks), **settings)
         url = check_url(place.db or study.db)
+    elif place.blocks:
+        raise BenchError("--block selects blocks of a study: give --study too")
     else:
         configs = GridSpec(**given, settings=settings).configs()
         url = check_url(place.db or DEFAULT_URL)
@@ -98,13 +100,13 @@ def check_data(configs: list[RunConfig]) -> None:
         check_available(dataset, data_dir, download, train_subset)
 
 
-def _describe_study(name: str | None) -> None:
+def _describe_study(name: str | None, blocks: tuple[str, ...] = ()) -> None:
     """Say what a study runs, block by block, before it starts."""
     if name is None:
         return
     from bench.studies import get_study
 
-    study = get_study(name)
+    study = get_study(name).only(blocks)
     print(f"study {study.name}: {study.description}")
     for block in study.blocks:
         grid = block.grid
@@ -112,7 +114,7 @@ def _describe_study(name: str | None) -> None:
             f"  {'+'.join(grid.arch_names())} on {'+'.join(grid.datasets)}: {block.size()} runs "
             f"({len(grid.method_specs())} methods x {len(grid.densities)} densities x "
             f"{len(grid.seeds)} seeds{' + dense' if grid.baseline else ''}; {block.budget()}) "
-            f"- {block.why}"
+            f"[{block.name}] - {block.why}"
         )
 
 
@@ -169,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if reruns.rerun_older_than is not None:
         older_than(reruns.rerun_older_than)  # a bad version is an error before the file exists
     engine = storage.open_db(url)
-    _describe_study(place.study)
+    _describe_study(place.study, place.blocks)
     workers = f" with {pool.workers} workers" if pool.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(url)}{workers}")
     reopened = reopen_runs(engine, configs, reruns, Path(place.runs_dir))

@@ -166,7 +166,8 @@ class GridSpec:
         from bench.resolve import resolve
 
         specs = self.method_specs()
-        densities = parse_densities([str(d) for d in self.densities])
+        # A grid without methods is the dense baseline alone (it needs no density).
+        densities = parse_densities([str(d) for d in self.densities]) if specs else []
         unique: dict[str, RunConfig] = {}
         for arch, dataset, seed in itertools.product(self.arch_names(), self.datasets, self.seeds):
             runs: list[tuple[str, dict[str, Any], float]] = []

@@ -44,6 +44,14 @@ class RunPlace:
     db: str | None = option(
         None, f"results database URL (default {DEFAULT_URL}; with --study, the study's own file)"
     )
+    blocks: tuple[str, ...] = option(
+        (),
+        "with --study: train only these of its blocks (default: all; a study too long for one "
+        "sitting runs in parts, each resuming where it stopped)",
+        aliases=("--block",),
+        nargs="+",
+        metavar="BLOCK",
+    )
     runs_dir: str = option("runs", "where checkpoints are kept")
     plugin: tuple[str, ...] = option(
         (),

@@ -9,7 +9,7 @@ between workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.config import RunConfig
@@ -33,10 +33,17 @@ PAPER_METHODS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Block:
-    """One grid of a study at its own budget, and why it was chosen."""
+    """One grid of a study at its own budget, and why it was chosen.
+
+    ``name`` selects the block on the command line (``bench run --study S --block NAME``), so a
+    study too long for one sitting runs in parts; ``part`` groups blocks in the study's
+    document (e.g. the short budget kept beside the long one, never averaged with it).
+    """
 
     grid: GridSpec
     why: str = ""
+    name: str = ""
+    part: str = ""
 
     def size(self) -> int:
         """Runs in the block, dense baselines included."""
@@ -67,21 +74,71 @@ class Study:
         """Runs in the study (blocks never share a config)."""
         return sum(block.size() for block in self.blocks)
 
+    def only(self, names: tuple[str, ...] | list[str]) -> Study:
+        """The study cut down to the blocks ``names`` (all when empty); an unknown name is an
+        error naming the valid ones."""
+        if not names:
+            return self
+        valid = [block.name for block in self.blocks]
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise BenchError(
+                f"unknown block {unknown[0]!r} of study {self.name} (valid: {', '.join(valid)})"
+            )
+        return replace(self, blocks=tuple(b for b in self.blocks if b.name in names))
+
 
 PAPER_MINI_SEEDS = (0, 1, 2)
 
+# The long budget's grid adds EPF and Hyperplane Projection (the paper's Figure 1 baseline).
+LONG_METHODS: tuple[str, ...] = (*PAPER_METHODS, "epf", "hyperplane")
 
-def _paper_block(arch: str, dataset: str, why: str, **budget: Any) -> Block:
-    """Every paper method over the whole density grid, 3 seeds, spectra stored (claim 4)."""
+SHORT = "short budget"
+LONG = "long budget"
+CHECK = "budget check"
+
+
+def _paper_block(
+    name: str,
+    arch: str,
+    dataset: str,
+    why: str,
+    part: str = SHORT,
+    methods: tuple[str, ...] = PAPER_METHODS,
+    densities: tuple[float, ...] = DENSITY_GRID,
+    seeds: tuple[int, ...] = PAPER_MINI_SEEDS,
+    **budget: Any,
+) -> Block:
+    """The paper's methods over its density grid, 3 seeds, spectra stored (claim 4)."""
     grid = GridSpec(
-        methods=PAPER_METHODS,
-        densities=DENSITY_GRID,
-        seeds=PAPER_MINI_SEEDS,
+        methods=methods,
+        densities=densities,
+        seeds=seeds,
         archs=(arch,),
         datasets=(dataset,),
         settings={"spectrum": True, **budget},
     )
-    return Block(grid, why)
+    return Block(grid, why, name, part)
+
+
+def _dense_block(name: str, arch: str, seeds: tuple[int, ...], why: str, **budget: Any) -> Block:
+    """The dense network alone at twice a long block's budget: is that budget long enough?"""
+    grid = GridSpec(
+        methods=(),
+        densities=(),
+        seeds=seeds,
+        archs=(arch,),
+        datasets=("fashion-mnist",),
+        settings=budget,
+    )
+    return Block(grid, why, name, CHECK)
+
+
+# Fashion-MNIST with a 10,000-image subset trains on 9,000 (10% validates): 141 steps of 64 per
+# LeNet-5 epoch, so 30 epochs are 4,230 steps. A 20,000-image subset at batch 128 is 141 steps
+# per ResNet epoch, 15 epochs 2,115 steps.
+LENET_LONG = {"epochs": 30, "train_subset": 10000}
+RESNET_LONG = {"epochs": 15, "train_subset": 20000}
 
 
 STUDIES: dict[str, Study] = {
@@ -95,6 +152,46 @@ STUDIES: dict[str, Study] = {
         db="sqlite:///paper-mini.db",
         blocks=(
             _paper_block(
+                "lenet5-long",
+                "lenet5",
+                "fashion-mnist",
+                "LeNet-5 long enough for DCTpS to leave its starting point (it needs 1,000-2,500 "
+                "Adam steps): 10,000 images, 30 epochs of batch 64 (4,230 optimizer steps), with "
+                "EPF and Hyperplane Projection for Figure 1; about 2.5 CPU-hours",
+                LONG,
+                methods=LONG_METHODS,
+                **LENET_LONG,
+            ),
+            _dense_block(
+                "lenet5-check",
+                "lenet5",
+                PAPER_MINI_SEEDS,
+                "dense LeNet-5 at twice lenet5-long's budget (60 epochs): is 30 enough?",
+                epochs=2 * LENET_LONG["epochs"],
+                train_subset=LENET_LONG["train_subset"],
+            ),
+            _paper_block(
+                "resnet18-long",
+                "resnet18_w16",
+                "fashion-mnist",
+                "the BatchNorm network at densities 1%, 0.1%, 0.01%, seed 0: 20,000 images, 15 "
+                "epochs of batch 128 (2,115 optimizer steps); 3-4 hours with 2 workers",
+                LONG,
+                methods=LONG_METHODS,
+                densities=(0.01, 0.001, 0.0001),
+                seeds=(0,),
+                **RESNET_LONG,
+            ),
+            _dense_block(
+                "resnet18-check",
+                "resnet18_w16",
+                (0,),
+                "dense quarter-width ResNet18 at twice resnet18-long's budget (30 epochs)",
+                epochs=2 * RESNET_LONG["epochs"],
+                train_subset=RESNET_LONG["train_subset"],
+            ),
+            _paper_block(
+                "mlp-short",
                 "mlp",
                 "digits",
                 "digits is 8x8: LeNet-5 and the ResNets need 28x28 or more, so digits gets its own "
@@ -102,6 +199,7 @@ STUDIES: dict[str, Study] = {
                 epochs=50,
             ),
             _paper_block(
+                "lenet5-short",
                 "lenet5",
                 "fashion-mnist",
                 "LeNet-5 with the paper's batch 64 (Table 4): 5,000 training images, 10 epochs "
@@ -110,6 +208,7 @@ STUDIES: dict[str, Study] = {
                 train_subset=5000,
             ),
             _paper_block(
+                "resnet18-short",
                 "resnet18_w16",
                 "fashion-mnist",
                 "ResNet18 at a quarter of its width (the full one costs 16x as much): 2,000 "
@@ -128,6 +227,8 @@ STUDIES: dict[str, Study] = {
                 ),
                 why="claim 3: the saliency methods must fail on Fixup's zero-initialised layers; "
                 "the dense baseline trains one short epoch so the table has its row",
+                name="fixup",
+                part=SHORT,
             ),
         ),
     ),

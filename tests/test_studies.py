@@ -11,13 +11,14 @@ from bench import studies
 from bench.cli import main
 from bench.errors import BenchError
 from bench.grid import DENSITY_GRID, GridSpec
+from bench.resolve import arch_preset
 from bench.studies import PAPER_METHODS, STUDIES, Block, Study, study_configs
 
 
 def test_paper_mini_is_the_issues_grid() -> None:
     study = STUDIES["paper-mini"]
-    configs = study_configs(study)
-    assert len(configs) == study.size() == 3 * (3 * (8 * 10 + 1)) + 5
+    configs = study_configs(study.only(SHORT_BLOCKS))
+    assert len(configs) == 3 * (3 * (8 * 10 + 1)) + 5
     assert len({c.config_hash() for c in configs}) == len(configs)
     main_blocks = [c for c in configs if c.arch != "fixup_resnet110"]
     assert {(c.arch, c.dataset) for c in main_blocks} == {
@@ -39,6 +40,42 @@ def test_paper_mini_is_the_issues_grid() -> None:
     # The budget is part of each run's identity, so a changed budget is a new run.
     lenet = next(c for c in main_blocks if c.arch == "lenet5")
     assert (lenet.epochs, lenet.train_subset) == (10, 5000)
+
+
+SHORT_BLOCKS = ("mlp-short", "lenet5-short", "resnet18-short", "fixup")
+
+
+def test_the_long_budget_meets_the_issues_step_counts() -> None:
+    """Issue 17: LeNet-5's whole grid (9 methods, Hyperplane, dense; 3 seeds) at no fewer than
+    4,000 optimizer steps, the ResNet at 1%, 0.1%, 0.01% and seed 0 at no fewer than 2,000,
+    and each dense network again at twice its budget."""
+    study = STUDIES["paper-mini"]
+    assert [b.name for b in study.blocks if b.part == "short budget"] == list(SHORT_BLOCKS)
+    lenet = study_configs(study.only(["lenet5-long"]))
+    assert len(lenet) == 3 * (10 * 10 + 1)
+    assert {c.method for c in lenet} == {"dense", *PAPER_METHODS, "epf", "hyperplane"}
+    resnet = study_configs(study.only(["resnet18-long"]))
+    assert len(resnet) == 10 * 3 + 1
+    assert {c.density for c in resnet} == {1.0, 0.01, 0.001, 0.0001}
+    for configs, steps in ((lenet, 4000), (resnet, 2000)):
+        c = configs[0]
+        trained = c.train_subset - round(0.1 * c.train_subset)
+        batch = arch_preset(c.preset, c.arch).batch_size  # 64 for LeNet-5, 128 for the ResNet
+        assert c.epochs * -(-trained // batch) >= steps
+        (check,) = {
+            (x.epochs, x.train_subset, x.batch_size)
+            for x in study_configs(study.only([f"{c.arch.split('_')[0]}-check"]))
+        }
+        assert check == (2 * c.epochs, c.train_subset, None)
+    # The short budget's configs keep their hashes: the committed database still counts them.
+    short = {c.config_hash() for c in study_configs(study.only(SHORT_BLOCKS))}
+    assert not short & {c.config_hash() for c in lenet + resnet}
+
+
+def test_blocks_select_part_of_a_study() -> None:
+    with pytest.raises(BenchError, match=r"unknown block 'nope' of study paper-mini \(valid: "):
+        STUDIES["paper-mini"].only(["nope"])
+    assert main(["run", "--block", "fixup"]) == 2
 
 
 def test_study_preset_rejects_grid_arguments(capsys: pytest.CaptureFixture) -> None:
