@@ -126,6 +126,13 @@ def build_parser() -> Parser:
             "upgrade", help="migrate the database to this version's schema (bench does it on open)"
         )
     )
+    _db_option(
+        db_sub.add_parser(
+            "backfill-steps",
+            help="fill the optimizer steps of epoch rows recorded before paibench stored them "
+            "(computed from each run's budget, as training counts them)",
+        )
+    )
     report = sub.add_parser(
         "report",
         help="write every table and figure of the results, with an index.html holding them",

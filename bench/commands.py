@@ -31,6 +31,8 @@ from bench.settings import (
     RunPlace,
     WorkerPlace,
 )
+from bench.stacking.policy import describe as describe_stacking
+from bench.stacking.policy import parse_stack
 
 # RunConfig settings that say where a run executes; a study accepts them, nothing else.
 PLACE_SETTINGS = ("accelerator", "data_dir", "download", "spectrum")
@@ -174,6 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _describe_study(place.study, place.blocks)
     workers = f" with {pool.workers} workers" if pool.workers > 1 else ""
     print(f"grid: {len(configs)} runs -> {storage.display_url(url)}{workers}")
+    stack = parse_stack(pool.stack)
+    for line in describe_stacking(configs, stack, pool.devices[0] if pool.devices else None):
+        print(line)
     reopened = reopen_runs(engine, configs, reruns, Path(place.runs_dir))
     if reopened:
         print(f"training {reopened} stored runs again (--retry-failed / --rerun-older-than)")
@@ -186,6 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=QueueSettings(**values(args, QueueSettings)),
         plugins=place.plugin,
         devices=pool.devices,
+        stack=stack,
         show_progress=not pool.no_progress,
     )
     _print_accuracy(engine, configs)
@@ -228,7 +234,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     where = WorkerPlace(**values(args, WorkerPlace))
     outcomes = QueueWorker(
-        ledger, study, settings, Path(place.runs_dir), on_outcome=say, device_index=where.device
+        ledger,
+        study,
+        settings,
+        Path(place.runs_dir),
+        on_outcome=say,
+        device_index=where.device,
+        stack=parse_stack(where.stack),
     ).work()
     trained = [o.config.config_hash() for o in outcomes if o.status in ("finished", "failed")]
     print(f"worker done: {len(trained)} runs trained here; the study has no work left")

@@ -30,6 +30,11 @@ def cmd_db(args: argparse.Namespace) -> int:
             print(f"{where}: schema already at revision {after}")
         else:
             print(f"{where}: schema upgraded from revision {before or '(new)'} to {after}")
+    elif args.db_command == "backfill-steps":
+        from bench.backfill import backfill_steps
+
+        filled = backfill_steps(storage.open_db(args.db))
+        print(f"{storage.display_url(args.db)}: optimizer steps filled in {filled} epoch rows")
     return 0
 
 

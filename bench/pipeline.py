@@ -20,13 +20,14 @@ import architectures
 import methods
 from bench.config import RunConfig, stream_seed
 from bench.data import dataset_spec, make_datamodule
+from bench.data.base import TensorDataModule
 from bench.errors import BenchError
 from bench.provenance import provenance
 from bench.recorder import Recorder
-from bench.resolve import training_plan
+from bench.resolve import TrainingPlan, training_plan
 from bench.spectrum import jacobian_spectrum, spectrum_batch
 from bench.threads import prepare_environment
-from bench.training import EpochRecord, PaIModule, fit_and_test
+from bench.training import EpochRecord, PaIModule, TrainResult, fit_and_test
 from storage.rows import (
     AllocationRow,
     CostRow,
@@ -90,8 +91,10 @@ def allocation_row(allocation: methods.Allocation, trainable: int) -> Allocation
     )
 
 
-def _epoch_row(record: EpochRecord) -> EpochRow:
-    return EpochRow(record.epoch, record.train_loss, record.val_acc, record.lr, record.seconds)
+def epoch_row(record: EpochRecord) -> EpochRow:
+    return EpochRow(
+        record.epoch, record.train_loss, record.val_acc, record.lr, record.seconds, record.steps
+    )
 
 
 def run_device(config: RunConfig, index: int | None = None) -> torch.device:
@@ -103,19 +106,25 @@ def run_device(config: RunConfig, index: int | None = None) -> torch.device:
     return torch.device("cuda", index or 0) if wants_gpu else torch.device("cpu")
 
 
-def run_one(
-    config: RunConfig,
-    recorder: Recorder,
-    runs_dir: Path = DEFAULT_RUNS_DIR,
-    progress: bool = False,
-    device_index: int | None = None,
-) -> RunOutcome:
-    """Train the resolved ``config``, reporting to ``recorder``; returns finished or failed.
+@dataclass
+class Prepared:
+    """A run after allocation, ready to train: what training and the result row need."""
 
-    Allocation, data and training all live on :func:`run_device` (GPU ``device_index``).
+    config: RunConfig
+    plan: TrainingPlan
+    datamodule: TensorDataModule
+    model: torch.nn.Module
+    device: torch.device
+    alpha_init: dict[str, float]
+
+
+def prepare(config: RunConfig, recorder: Recorder, device_index: int | None = None) -> Prepared:
+    """Setup, allocation and (when asked) the spectrum of ``config``, reported to ``recorder``.
+
+    Raises :class:`StageError` (carrying the stage) when the run fails; environment errors
+    propagate as they are.
     """
     device = run_device(config, device_index)
-    on_gpu = device.type == "cuda"
     stage = "setup"
     try:
         method = methods.get(config.method, **config.options)
@@ -154,48 +163,100 @@ def run_one(
             stage = "spectrum"
             batch = spectrum_batch(datamodule.x_train, stream_seed(config.seed, "spectrum"))
             recorder.spectrum(jacobian_spectrum(model, batch).tolist())
-        stage = "training"
-        if on_gpu:
+        if device.type == "cuda":
             datamodule.to_device(device)
+    except (LostClaim, BenchError, FileNotFoundError):
+        raise
+    except Exception as error:
+        raise StageError(stage, error) from error
+    return Prepared(config, plan, datamodule, model, device, alpha_init)
+
+
+class StageError(Exception):
+    """A failure of the run itself (not of its environment), at ``stage``."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.stage, self.error = stage, error
+
+
+def fail(config: RunConfig, recorder: Recorder, stage: str, error: BaseException) -> RunOutcome:
+    """Report ``error`` at ``stage`` as the run's failure."""
+    row = failure_row(stage, error)
+    recorder.failed(row)
+    return RunOutcome(config, "failed", reason=row.reason)
+
+
+def finish(
+    prepared: Prepared, result: TrainResult, recorder: Recorder, stack: str | None = None
+) -> RunOutcome:
+    """Report the finished run's result row (alphas read from its trained network)."""
+    recorder.finished(
+        ResultRow(
+            best_val_acc=result.best_val_acc,
+            test_acc=result.test_acc,
+            train_seconds=result.seconds,
+            epochs=prepared.plan.epochs,
+            resumed=result.resumed,
+            best_epoch=result.best_epoch,
+            alpha_init=prepared.alpha_init,
+            alpha_final=architectures.dctps_alphas(prepared.model),
+            nondeterministic_ops=result.nondeterministic_ops,
+            stack=stack,
+        )
+    )
+    return RunOutcome(prepared.config, "finished", test_acc=result.test_acc)
+
+
+def run_one(
+    config: RunConfig,
+    recorder: Recorder,
+    runs_dir: Path = DEFAULT_RUNS_DIR,
+    progress: bool = False,
+    device_index: int | None = None,
+) -> RunOutcome:
+    """Train the resolved ``config``, reporting to ``recorder``; returns finished or failed.
+
+    Allocation, data and training all live on :func:`run_device` (GPU ``device_index``).
+    """
+    try:
+        prepared = prepare(config, recorder, device_index)
+    except StageError as failure:
+        return fail(config, recorder, failure.stage, failure.error)
+    return train_alone(prepared, recorder, runs_dir, progress)
+
+
+def train_alone(
+    prepared: Prepared, recorder: Recorder, runs_dir: Path, progress: bool = False
+) -> RunOutcome:
+    """Train one prepared run by itself (Lightning's loop, checkpoints and resume)."""
+    config, device, plan = prepared.config, prepared.device, prepared.plan
+    on_gpu = device.type == "cuda"
+    try:
         module = PaIModule(
-            model,
+            prepared.model,
             plan.preset,
             plan.epochs,
             plan.lr,
-            datamodule.num_classes,
+            prepared.datamodule.num_classes,
             channels_last=config.channels_last,
         )
         result = fit_and_test(
             module,
-            datamodule,
+            prepared.datamodule,
             epochs=plan.epochs,
             run_dir=runs_dir / config.config_hash(),
             accelerator="gpu" if on_gpu else "cpu",
             devices=[device.index or 0] if on_gpu else None,
             precision=config.precision,
             progress=progress,
-            on_epoch=lambda record: recorder.epoch(_epoch_row(record)),
+            on_epoch=lambda record: recorder.epoch(epoch_row(record)),
         )
     except (LostClaim, BenchError, FileNotFoundError):
         raise
     except Exception as error:
-        row = failure_row(stage, error)
-        recorder.failed(row)
-        return RunOutcome(config, "failed", reason=row.reason)
-    recorder.finished(
-        ResultRow(
-            best_val_acc=result.best_val_acc,
-            test_acc=result.test_acc,
-            train_seconds=result.seconds,
-            epochs=plan.epochs,
-            resumed=result.resumed,
-            best_epoch=result.best_epoch,
-            alpha_init=alpha_init,
-            alpha_final=architectures.dctps_alphas(model),
-            nondeterministic_ops=result.nondeterministic_ops,
-        )
-    )
-    return RunOutcome(config, "finished", test_acc=result.test_acc)
+        return fail(config, recorder, "training", error)
+    return finish(prepared, result, recorder)
 
 
 def summary_line(outcome: RunOutcome) -> str:

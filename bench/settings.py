@@ -8,6 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.options import int_list, option, parse_device, positive_int
+from bench.stacking.policy import parse_stack
+
+STACK_HELP = (
+    "train the runs that share a network, data set and budget together as one stacked model "
+    "(each stays its own run): N = at most N per stack; auto = only where it was measured "
+    "faster (on a GPU, sized by memory; on the CPU, networks without convolutions); off"
+)
 
 DEFAULT_URL = "sqlite:///bench.db"  # the one in storage.db; repeated here to keep --help fast
 QUERY_FORMATS = ("table", "csv", "markdown", "latex", "json")
@@ -86,6 +93,9 @@ class LocalPool:
         parse=int_list,
     )
     no_progress: bool = option(False, "no progress bar", flag_only=True)
+    stack: str = option(
+        "auto", STACK_HELP, metavar="N|auto|off", parse=lambda text: str(parse_stack(text))
+    )
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,9 @@ class WorkerPlace:
         "the GPU this worker trains on, as cuda:N or N (default cuda:0); with --accelerator gpu",
         metavar="cuda:N",
         parse=lambda text: parse_device(text),
+    )
+    stack: str = option(
+        "auto", STACK_HELP, metavar="N|auto|off", parse=lambda text: str(parse_stack(text))
     )
 
 

@@ -94,6 +94,7 @@ class EpochRecord:
     val_acc: float | None
     lr: float
     seconds: float | None = None
+    steps: int | None = None  # optimizer steps taken by the end of this epoch
 
 
 class EpochRecorder(Callback):
@@ -131,6 +132,7 @@ class EpochRecorder(Callback):
             float(val) if val is not None else None,
             float(trainer.optimizers[0].param_groups[0]["lr"]),
             time.perf_counter() - self._start,
+            trainer.global_step,  # restored from the checkpoint on resume: steps of the run
         )
         self.records.append(record)
         if self.on_record is not None:

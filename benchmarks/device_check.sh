@@ -16,6 +16,7 @@
 #   3. a LeNet-5 grid on Fashion-MNIST with 1, 4 and 8 workers on GPU 0: runs per hour
 #   4. every method on resnet18_w16, two epochs, run twice: outcomes and masks equal
 #      (benchmarks/device_grids.py)
+#   5. 30-run LeNet-5 and resnet18_w16 grids, --stack off against --stack auto: runs per hour
 # then ONE summary table (benchmarks/device_report.py), printed and in $OUT/summary.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,10 +40,10 @@ case "$ACCELERATOR" in cpu|gpu) ;; *) echo "device_check.sh: --accelerator cpu|g
 
 OUT_DIR="${OUT:-$PWD/device-check-out}"
 mkdir -p "$OUT_DIR/logs"
-rm -f "$OUT_DIR"/{allocation.json,overhead.csv,workers.json,repeat.json,summary.md,header.txt}
+rm -f "$OUT_DIR"/{allocation.json,overhead.csv,workers.json,repeat.json,stacked.json,summary.md,header.txt}
 START=$(date +%s)
 # Seconds left of the whole check's budget (7 min 30 s; the report needs a few more).
-left() { echo $(( 450 - ($(date +%s) - START) )); }
+left() { echo $(( 520 - ($(date +%s) - START) )); }
 budget() { local l; l=$(left); [ "$1" -lt "$l" ] && echo "$1" || echo $(( l > 1 ? l : 1 )); }
 
 # Carried wheels: only where the packages are missing (the GPU machine), never over an install.
@@ -112,6 +113,8 @@ if [ "$QUICK" = 1 ]; then
         --workers 1 2 --densities 0.1 0.01
     part repeat 210 python3 benchmarks/device_grids.py repeat "${GRID[@]}" --budget 200 \
         --epochs 1 --repeat-workers 2 --methods snip synflow:steps=10 force:steps=4 random dctps
+    part stacked 90 python3 benchmarks/device_grids.py stacked "${GRID[@]}" --budget 85 \
+        --archs mlp --densities 0.1 0.01 --epochs 1
 else
     DEVICE=cpu; [ "$ACCELERATOR" = gpu ] && DEVICE=cuda
     part allocation 75 python3 benchmarks/device_allocation.py --device "$DEVICE" \
@@ -125,10 +128,12 @@ else
         --both-layouts "${THREAD_ARGS[@]}" --csv "$OUT_DIR/overhead.csv"
     GRID=(--accelerator "$ACCELERATOR" "${DATA_ARGS[@]}" "${THREAD_ARGS[@]}" --out "$OUT_DIR"
           --train-subset 5000)
-    part workers 120 python3 benchmarks/device_grids.py workers "${GRID[@]}" --budget 110 \
+    part workers 100 python3 benchmarks/device_grids.py workers "${GRID[@]}" --budget 95 \
         --workers 1 4 8
-    part repeat 120 python3 benchmarks/device_grids.py repeat "${GRID[@]}" --budget 110 \
+    part repeat 95 python3 benchmarks/device_grids.py repeat "${GRID[@]}" --budget 90 \
         --epochs 2 --repeat-workers 4 --methods all
+    part stacked 100 python3 benchmarks/device_grids.py stacked "${GRID[@]}" --budget 95 \
+        --seeds 0 1 2 --epochs 2
 fi
 
 echo "== summary ($(( $(date +%s) - START )) s in all)"

@@ -10,6 +10,10 @@ with each of ``--workers`` worker processes (``bench run --workers N --devices 0
 from the first run's start to the last one's end) and from the command's wall clock (start-up
 included). Goal (issue 14): 4 workers >= 3x the runs per hour of one.
 
+``stacked`` (part 5, issue 15): for LeNet-5 and ``resnet18_w16``, EPL over 10 densities x 3
+seeds (30 runs plus the dense baselines), one worker, ``--stack off`` against ``--stack auto``
+(on a GPU every network stacks). Goal: stacked >= 10x the runs per hour of one at a time.
+
 ``repeat`` (part 4): a two-epoch grid of every method on ``resnet18_w16`` on Fashion-MNIST at
 density 0.01, seed 0, 5,000 images, run twice into two databases and runs folders. Checks that
 every run finishes (every method finished at 0.01 on the CPU: docs/paper-mini.md and the CPU
@@ -133,6 +137,39 @@ def workers(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def stacked(args: argparse.Namespace) -> list[dict]:
+    """Part 5: each of ``--archs`` (EPL over ``--densities`` x ``--seeds``, plus dense), one
+    worker, ``--stack off`` then ``--stack auto``: runs per hour of each, from the database."""
+    rows = []
+    for arch in args.archs:
+        for stack in ("off", "auto"):
+            folder = args.work / f"stacked-{arch}-{stack}"
+            db = folder / "bench.db"
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            grid = ["run", "--db", f"sqlite:///{db}", "--runs-dir", str(folder / "runs"),
+                    "--archs", arch, "--methods", "epl", "--densities", *args.densities,
+                    "--seeds", *args.seeds, "--epochs", str(args.epochs), "--train-subset",
+                    str(args.train_subset), "--stack", stack, *common(args)]
+            log = args.out / "logs" / f"stacked-{arch}-{stack}.log"
+            code, wall, _ = bench(grid, log, args.timeout)
+            rows_db = runs(db)
+            done = [r for r in rows_db if r["status"] == "finished"]
+            starts = [when(r["started_at"]) for r in rows_db if r["started_at"]]
+            ends = [when(r["finished_at"]) for r in done if r["finished_at"]]
+            span = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+            rows.append({
+                "arch": arch, "stack": stack, "exit": code, "runs": len(rows_db),
+                "finished": len(done), "wall_s": wall,
+                "stacks": len({r["stack"] for r in done if r.get("stack")}),
+                "per_hour": len(done) / span * 3600 if span else None,
+                "per_hour_wall": len(done) / wall * 3600 if wall else None,
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+            save(args, rows)
+    return rows
+
+
 def save(args: argparse.Namespace, rows: list[dict]) -> None:
     """Write the rows so far: a part cut short keeps what it measured."""
     (args.out / f"{args.part}.json").write_text(json.dumps(rows, indent=1, default=str))
@@ -215,7 +252,7 @@ def repeat(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("workers", "repeat"))
+    parser.add_argument("part", choices=("workers", "repeat", "stacked"))
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="gpu")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("device-check-out"))
@@ -225,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds per bench command")
     parser.add_argument("--budget", type=float, default=None, help="seconds for the whole part")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--archs", nargs="+", default=["lenet5", "resnet18_w16"],
+                        help="stacked: the networks")
     parser.add_argument("--densities", nargs="+", default=DENSITIES)
     parser.add_argument("--seeds", nargs="+", default=["0"])
     parser.add_argument("--train-subset", type=int, default=5000)
@@ -236,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.budget:
         DEADLINE[0] = time.monotonic() + args.budget
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = workers(args) if args.part == "workers" else repeat(args)
+    rows = {"workers": workers, "repeat": repeat, "stacked": stacked}[args.part](args)
     for db in sorted(args.work.glob(f"{args.part}*/bench.db")):
         (args.out / "db").mkdir(exist_ok=True)
         shutil.copy(db, args.out / "db" / f"{db.parent.name}.db")

@@ -106,11 +106,32 @@ def repeat(rows: list[dict]) -> list[Row]:
     return out
 
 
+def stacked(rows: list[dict]) -> list[Row]:
+    out = []
+    for r in rows:
+        what = f"{r['arch']} grid, --stack {r['stack']}"
+        if not r.get("per_hour"):
+            out.append(("5 stacked", what, f"exit {r['exit']}, {r['finished']}/{r['runs']} runs "
+                        "finished", "", "failed"))
+            continue
+        measured = f"{r['finished']} runs in {r['stacks']} stacks, {r['per_hour']:.0f} runs/h"
+        goal, verdict = "", ""
+        base = next((b.get("per_hour") for b in rows
+                     if b["arch"] == r["arch"] and b["stack"] == "off"), None)
+        if base and r["stack"] != "off":
+            speedup = r["per_hour"] / base
+            measured += f", {speedup:.1f}x of one at a time"
+            goal, verdict = ">= 10x of one at a time", "met" if speedup >= 10 else "missed"
+        out.append(("5 stacked", what, measured, goal, verdict))
+    return out
+
+
 PARTS = [
     ("allocation.json", allocation, "1 allocation", "logs/allocation.log"),
     ("overhead.csv", overhead, "2 step time", "logs/overhead-*.log"),
     ("workers.json", workers, "3 workers", "logs/workers*.log"),
     ("repeat.json", repeat, "4 repeat", "logs/repeat*.log"),
+    ("stacked.json", stacked, "5 stacked", "logs/stacked*.log"),
 ]
 
 

@@ -165,6 +165,8 @@ class Method:
     a ``methods.options.Range``, checked at construction); :meth:`options` returns them, so a run
     can record exactly what was used. ``lr_overrides`` maps an optimizer name to the base
     learning rate this method's networks train with instead of the preset's (DCTpS under SGD).
+    ``stackable`` says whether the allocated network is masked, DCTpS or dense (the forms that
+    stacked training expresses); a method that transforms the network otherwise sets it False.
     """
 
     name: ClassVar[str] = ""
@@ -172,6 +174,7 @@ class Method:
     description: ClassVar[str] = ""
     origin: ClassVar[str] = ""
     lr_overrides: ClassVar[Mapping[str, float]] = MappingProxyType({})
+    stackable: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

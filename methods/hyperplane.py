@@ -43,6 +43,7 @@ class Hyperplane(DistributionMethod):
     description = "Hyperplane Projection (Li et al. 2018): w = w0 + P theta, k coordinates trained"
     needs_data = False
     distribution = "uniform"
+    stackable = False  # each run trains theta through its own projection: it trains alone
 
     def __init__(self, projection: Literal["auto", "dense", "sparse", "fastfood"] = "auto") -> None:
         self.projection = projection

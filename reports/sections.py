@@ -22,6 +22,7 @@ from reports.figure_one import has_subspace_runs, trainable_figure
 from reports.figures import accuracy_figure, layer_allocation_figure, save_figure, spectra_figure
 from reports.html import Item, Section, figure_body
 from reports.provenance import mixed_versions
+from reports.steps_figure import steps_figure
 from reports.style import UNKNOWN_BUDGET, Color, budget_slug, chance_accuracy, slug
 from reports.tables import TableKey, accuracy_table, budgeted, cost_table, render, rows_of
 
@@ -114,6 +115,7 @@ def series_section(context: Context, key: TableKey, runs: pd.DataFrame) -> Secti
         *_accuracy_items(context, key),
         *_cost_items(context, key),
         *_figure_items(context, key),
+        *_steps_items(context, key),
         *_figure_one_items(context, key),
         *_failure_items(context, key),
     ]
@@ -235,6 +237,23 @@ def _figure_items(context: Context, key: TableKey) -> list[Item]:
             )
         )
     return items
+
+
+def _steps_items(context: Context, key: TableKey) -> list[Item]:
+    """Validation accuracy against optimizer steps, where the series' epoch rows have steps."""
+    query = Query("epoch_metrics", key_filter(key, statuses=["finished"]))
+    frame = _fetch(context, query, key)
+    if frame.empty or frame["steps"].isna().all():
+        return []
+    chance = context.chance.get(key[1]) or chance_accuracy(key[1])
+    title = "Validation accuracy against optimizer steps"
+    body, files = _save(context, steps_figure(frame, chance), context.name("steps", key), title)
+    note = (
+        "Mean over seeds after each epoch; dashed black: the dense network; dotted: chance. "
+        "Shows when each network leaves chance, which the final accuracies cannot."
+    )
+    runs = frame["run_id"].nunique()
+    return [Item(title, body, queries=[str(query)], counts=f"{runs} runs", files=files, note=note)]
 
 
 def _figure_one_items(context: Context, key: TableKey) -> list[Item]:

@@ -27,7 +27,7 @@ VERSION_TABLE = "paibench_schema_version"  # Optuna keeps its own ``alembic_vers
 FIRST_REVISION = "0001"  # the schema that ``create_all`` built before migrations existed
 # The newest migration (tests check it against Alembic's head): a database already there opens
 # without importing Alembic, so queries start fast.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 class StorageError(ValueError):

@@ -248,6 +248,7 @@ class Ledger:
                 session.add(metric)
             metric.train_loss, metric.val_acc, metric.lr = row.train_loss, row.val_acc, row.lr
             metric.seconds, metric.recorded_at = row.seconds, utcnow()
+            metric.steps = row.steps
 
     def record_result(self, held: Claim, row: ResultRow) -> None:
         with self._owned(held) as (_, run):
@@ -257,6 +258,7 @@ class Ledger:
             run.epochs, run.resumed, run.finished_at = row.epochs, row.resumed, utcnow()
             run.deterministic = not row.nondeterministic_ops
             run.nondeterministic_ops = ", ".join(row.nondeterministic_ops) or None
+            run.stack = row.stack
             # Every epoch of every attempt is in the table; the best is chosen over all of them.
             stored = [m for m in run.epoch_metrics if m.val_acc is not None]
             best = max(stored, key=lambda m: m.val_acc).epoch if stored else row.best_epoch

@@ -55,6 +55,7 @@ PROVENANCE_COLUMNS = [
     "num_classes",
     "deterministic",
     "nondeterministic_ops",
+    "stack",
 ]
 
 
@@ -228,6 +229,7 @@ def epoch_metrics(engine: Engine, where: RunFilter | None = None) -> pd.DataFram
             EpochMetric.val_acc,
             EpochMetric.lr,
             EpochMetric.seconds,
+            EpochMetric.steps,
         )
         .join(EpochMetric, EpochMetric.run_id == Run.id)
         .order_by(Run.id, EpochMetric.epoch)

@@ -87,6 +87,7 @@ class EpochRow:
     val_acc: float | None
     lr: float | None
     seconds: float | None
+    steps: int | None = None  # optimizer steps taken by the end of this epoch
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class ResultRow:
     alpha_final: dict[str, float] = field(default_factory=dict)
     # Ops that ran without a deterministic kernel; empty: the run is deterministic.
     nondeterministic_ops: list[str] = field(default_factory=list)
+    # ``stack-<digest>/<size>`` when the run trained in a stack, None when it trained alone.
+    stack: str | None = None
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ class Run(Base):
     # False when an op without a deterministic kernel ran (named in nondeterministic_ops).
     deterministic: Mapped[bool | None] = mapped_column()
     nondeterministic_ops: Mapped[str | None] = mapped_column(Text)
+    # The stack the run trained in (stacked training), NULL when it trained alone.
+    stack: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -118,6 +120,7 @@ class EpochMetric(Base):
     val_acc: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float | None] = mapped_column(Float)
     seconds: Mapped[float | None] = mapped_column(Float)  # wall time of the epoch (train + val)
+    steps: Mapped[int | None] = mapped_column(Integer)  # optimizer steps by the epoch's end
     recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     run: Mapped[Run] = relationship(back_populates="epoch_metrics")

@@ -17,7 +17,9 @@ GRID = ["run", "--methods", "epl", "--densities", "0.1", "--epochs", "1", "--tra
 
 
 def _args(db_url: str, tmp_path: Path) -> list[str]:
-    return [*GRID, "--db", db_url, "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    # One at a time: the crash is injected into fit_and_test, the unstacked training call.
+    runs = str(tmp_path / "runs")
+    return [*GRID, "--db", db_url, "--runs-dir", runs, "--no-progress", "--stack", "off"]
 
 
 def test_a_crash_exits_1_and_a_fixed_run_is_retried(

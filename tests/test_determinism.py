@@ -33,6 +33,8 @@ def run_in_process(workdir: Path, seed: int) -> Path:
             "--runs-dir",
             str(workdir / "runs"),
             "--no-progress",
+            "--stack",
+            "off",  # reads the unstacked run's best.ckpt
         ],
         check=True,
         capture_output=True,

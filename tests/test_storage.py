@@ -120,13 +120,15 @@ def test_migrations_build_exactly_the_models(any_url: str) -> None:
 
 def test_downgrade_and_upgrade_again(db_url: str) -> None:
     engine = storage.open_db(db_url)
+    assert storage.migrate(engine, "0004") == ("0005", "0004")
+    assert "stack" not in {c["name"] for c in inspect(engine).get_columns("runs")}
     assert storage.migrate(engine, "0003") == ("0004", "0003")
     assert "deterministic" not in {c["name"] for c in inspect(engine).get_columns("runs")}
     assert storage.migrate(engine, "0002") == ("0003", "0002")
     assert "git_commit" not in {c["name"] for c in inspect(engine).get_columns("runs")}
     assert storage.migrate(engine, "0001") == ("0002", "0001")
     assert "attempts" not in {c["name"] for c in inspect(engine).get_columns("runs")}
-    assert storage.migrate(engine) == ("0001", "0004")
+    assert storage.migrate(engine) == ("0001", "0005")
 
 
 def test_pre_migration_database_is_stamped_then_upgraded(db_url: str) -> None:
@@ -162,9 +164,9 @@ def test_concurrent_opens_of_a_new_database_migrate_it_once(db_url: str) -> None
 
 def test_bench_db_upgrade(db_url: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["db", "upgrade", "--db", db_url]) == 0
-    assert "upgraded from revision (new) to 0004" in capsys.readouterr().out
+    assert "upgraded from revision (new) to 0005" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", db_url]) == 0
-    assert "already at revision 0004" in capsys.readouterr().out
+    assert "already at revision 0005" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,8 @@ def _kill_a_worker_mid_run(
                 if run.epoch_metrics and run.worker
             ]
         for run_id, pid, config_hash in candidates:
-            if (runs_dir / config_hash / "last.ckpt").exists():
+            run_dir = runs_dir / config_hash  # last.ckpt alone, stack.pt in a stack
+            if (run_dir / "last.ckpt").exists() or (run_dir / "stack.pt").exists():
                 os.kill(pid, signal.SIGKILL)
                 with storage.session_scope(engine) as session:
                     run = session.get(Run, run_id)
@@ -80,10 +81,18 @@ def _assert_every_config_once(engine, victim: int) -> None:
     assert len(frame) == CONFIGS, frame
     assert frame["config_hash"].is_unique
     assert frame["status"].tolist() == ["finished"] * CONFIGS, frame[["method", "status"]]
+    # Killing a worker kills every run of its stack: each is taken over once and resumed.
+    stack = frame.set_index("id").loc[victim, "stack"]
+    killed = (
+        {victim}
+        if stack is None or stack != stack
+        else set(frame.loc[frame["stack"] == stack, "id"])
+    )
     attempts = dict(zip(frame["id"], frame["attempts"]))
-    assert attempts.pop(victim) == 2, "the killed run was taken over once"
-    assert set(attempts.values()) == {1}
-    assert frame.set_index("id").loc[victim, "resumed"], "resumed from the killed run's ckpt"
+    assert {attempts.pop(run) for run in killed} == {2}, "the killed runs were taken over once"
+    assert set(attempts.values()) <= {1}
+    resumed = frame.set_index("id").loc[sorted(killed), "resumed"]
+    assert resumed.all(), "resumed from the killed runs' checkpoints"
     with storage.session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(Failure)) == 0
         per_run = session.execute(
@@ -92,9 +101,11 @@ def _assert_every_config_once(engine, victim: int) -> None:
     assert sorted(n for _, n in per_run) == [EPOCHS] * CONFIGS
 
 
-def test_local_workers_survive_a_sigkill(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stack", ["off", "3"])
+def test_local_workers_survive_a_sigkill(db_url: str, tmp_path: Path, stack: str) -> None:
     runs_dir = tmp_path / "runs"
     args = [*GRID, "--db", db_url, "--runs-dir", str(runs_dir), "--no-progress"]
+    args += ["--stack", stack]
     args += ["--heartbeat-interval", "1", "--grace-period", "3"]
     parent = _bench("run", *args, "--workers", "2", log=tmp_path / "run.log")
     engine = storage.open_db(db_url)
@@ -109,7 +120,7 @@ def test_local_workers_survive_a_sigkill(db_url: str, tmp_path: Path) -> None:
 
 def test_optuna_workers_survive_a_sigkill(pg_url: str, tmp_path: Path) -> None:
     runs_dir = tmp_path / "runs"
-    args = [*GRID, "--db", pg_url, "--runs-dir", str(runs_dir)]
+    args = [*GRID, "--db", pg_url, "--runs-dir", str(runs_dir), "--stack", "off"]
     args += ["--heartbeat-interval", "1", "--grace-period", "3"]
     workers = [_bench("worker", *args, log=tmp_path / f"worker{i}.log") for i in range(3)]
     engine = storage.open_db(pg_url)
@@ -179,7 +190,7 @@ def test_a_worker_orphaned_by_a_sigkill_of_its_parent_exits(db_url: str, tmp_pat
     training on (the relaunch would otherwise race them)."""
     runs_dir = tmp_path / "runs"
     args = [*GRID, "--epochs", "50", "--db", db_url, "--runs-dir", str(runs_dir)]
-    args += ["--no-progress", "--heartbeat-interval", "1", "--grace-period", "3"]
+    args += ["--no-progress", "--heartbeat-interval", "1", "--grace-period", "3", "--stack", "off"]
     parent = _bench("run", *args, "--workers", "2", log=tmp_path / "run.log")
     engine = storage.open_db(db_url)
     deadline = time.monotonic() + 150

@@ -22,11 +22,13 @@ from bench.errors import BenchError
 from bench.pipeline import DEFAULT_RUNS_DIR, RunOutcome, summary_line
 from bench.scheduling.queue import (
     DEFAULT_SETTINGS,
+    ONE_AT_A_TIME,
     QueueSettings,
     QueueWorker,
     join_grid,
     study_name_for,
 )
+from bench.stacking.policy import StackPolicy
 from bench.threads import cores
 from storage import Ledger, engine_url, open_db
 from storage.ledger import DONE_STATUSES
@@ -53,6 +55,7 @@ def _local_worker(
     share: int,
     device_index: int | None,
     plugins: tuple[str, ...],
+    stack: StackPolicy,
     lifeline,
 ) -> None:
     """Entry point of a worker process: load the plugins, work the grid's study, quietly."""
@@ -67,7 +70,18 @@ def _local_worker(
     if threads is not None:
         torch.set_num_threads(threads)
     ledger = Ledger(open_db(url))
-    QueueWorker(ledger, open_study(ledger, settings, study_name), settings, Path(runs_dir)).work()
+    study = open_study(ledger, settings, study_name)
+    # Each worker's runs go to its own GPU, and take at most its share of the cores.
+    QueueWorker(
+        ledger,
+        study,
+        settings,
+        Path(runs_dir),
+        threads=threads,
+        max_threads=share,
+        device_index=device_index,
+        stack=stack,
+    ).work()
 
 
 def run_grid(
@@ -80,6 +94,7 @@ def run_grid(
     settings: QueueSettings = DEFAULT_SETTINGS,
     plugins: Sequence[str] = (),
     devices: Sequence[int] | None = None,
+    stack: StackPolicy = ONE_AT_A_TIME,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[RunOutcome]:
@@ -133,6 +148,7 @@ def run_grid(
                 on_outcome=lambda _: report(),
                 threads=threads,
                 device_index=devices[0] if devices else None,
+                stack=stack,
             ).work()
         else:
             codes = _run_processes(
@@ -144,6 +160,7 @@ def run_grid(
                 settings,
                 tuple(plugins),
                 tuple(devices or ()),
+                stack,
                 report,
             )
         report()
@@ -180,6 +197,7 @@ def _run_processes(
     settings: QueueSettings,
     plugins: tuple[str, ...],
     devices: tuple[int, ...],
+    stack: StackPolicy,
     report: Callable[[], None],
 ) -> list[int | None]:
     """Start ``workers`` processes on the study, report while they run; their exit codes."""
@@ -200,6 +218,7 @@ def _run_processes(
                 share,
                 devices[index % len(devices)] if devices else None,
                 plugins,
+                stack,
                 lifeline,
             ),
             name=f"paibench-worker-{index}",

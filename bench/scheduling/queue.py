@@ -27,20 +27,19 @@ import torch
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.pipeline import DEFAULT_RUNS_DIR, RunOutcome, failure_row, run_one
+from bench.scheduling.trials import ATTEMPT_ATTR, CONFIG_ATTR, HASH_ATTR, STATUS_ATTR
 from bench.settings import QueueSettings
+from bench.stacking.policy import StackPolicy
 from bench.threads import threads_for_run
 from storage import Claim, Ledger, engine_url, exclusive
 from storage.ledger import DONE_STATUSES
 from storage.rows import LostClaim, RunIdentity
 
-CONFIG_ATTR = "paibench_config"
-HASH_ATTR = "paibench_config_hash"
-ATTEMPT_ATTR = "paibench_attempt"  # the runs.attempts this trial's worker claimed
-STATUS_ATTR = "paibench_status"
 HOLDER = re.compile(r"^trial-(\d+)@")
 
 
 DEFAULT_SETTINGS = QueueSettings()
+ONE_AT_A_TIME = StackPolicy(1)
 
 
 def study_name_for(configs: Sequence[RunConfig]) -> str:
@@ -189,8 +188,10 @@ class QueueWorker:
         threads: int | None = None,
         max_threads: int | None = None,
         device_index: int | None = None,
+        stack: StackPolicy = ONE_AT_A_TIME,
     ) -> None:
         self.ledger, self.study, self.settings = ledger, study, settings
+        self.stack = stack  # --stack: how many runs train together (1: one at a time)
         self.runs_dir, self.progress, self.on_outcome = runs_dir, progress, on_outcome
         # None: each run gets the cores free when it starts (bench.threads), at most max_threads.
         self.threads, self.max_threads = threads, max_threads
@@ -267,13 +268,24 @@ class QueueWorker:
         import optuna
         from optuna.trial import TrialState
 
+        stacked = None
+        if self.stack.enabled:
+            from bench.scheduling.stacked import StackedLoop
+
+            stacked = StackedLoop(self)
         while True:
+            if stacked is not None and stacked.held_over is not None:
+                stacked.train(stacked.next_stack())  # a trial we asked is ours to train first
+                continue
             with _experimental_ok():
                 optuna.storages.fail_stale_trials(self.study)
             if not self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 if not self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     break
                 time.sleep(self.settings.poll)
+                continue
+            if stacked is not None:
+                stacked.train(stacked.next_stack() or [])
                 continue
             try:
                 self.study.optimize(self.objective, n_trials=1, gc_after_trial=False)
