@@ -9,14 +9,20 @@ from typing import Any
 from bench.config import RunConfig
 
 
-def steps_per_epoch(config: RunConfig, sizes: dict[tuple, int]) -> int:
+def steps_per_epoch(config: RunConfig, sizes: dict[tuple, int], provenance: bool = True) -> int:
     """Batches per training epoch of ``config``: its training examples (after the run's 10%
-    validation hold-out) over its batch size, the last batch partial (``drop_last=False``)."""
+    validation hold-out) over its batch size, the last batch partial (``drop_last=False``).
+
+    Runs recorded without provenance predate paibench 0.1.0, whose ``--train-subset N`` trained
+    on all N images (the hold-out came from the rest of the split): their count is N.
+    """
     import methods
     from bench.data import make_datamodule
     from bench.resolve import training_plan
 
     plan = training_plan(config, methods.get(config.method, **config.options))
+    if not provenance and config.train_subset is not None:
+        return math.ceil(config.train_subset / plan.batch_size)
     key = (config.dataset, config.train_subset, config.data_dir)
     if key not in sizes:
         module = make_datamodule(
@@ -37,7 +43,7 @@ def backfill_steps(engine: Any) -> int:
 
     sizes: dict[tuple, int] = {}
     per_epoch = {
-        run_id: steps_per_epoch(RunConfig.from_json(config), sizes)
-        for run_id, config in runs_without_steps(engine).items()
+        run_id: steps_per_epoch(RunConfig.from_json(config), sizes, recorded)
+        for run_id, (config, recorded) in runs_without_steps(engine).items()
     }
     return fill_steps(engine, per_epoch)

@@ -14,10 +14,11 @@ from storage.db import session_scope
 from storage.schema import EpochMetric, Run
 
 
-def runs_without_steps(engine: Engine) -> dict[int, dict[str, Any]]:
-    """``{run id: stored config}`` of every run with an epoch row whose steps are unknown."""
+def runs_without_steps(engine: Engine) -> dict[int, tuple[dict[str, Any], bool]]:
+    """``{run id: (stored config, recorded with provenance)}`` of every run with an epoch row
+    whose steps are unknown. Runs without provenance (no ``paibench_version``) predate it."""
     stmt = (
-        select(Run.id, Run.config)
+        select(Run.id, Run.config, Run.paibench_version.is_not(None))
         .join(EpochMetric, EpochMetric.run_id == Run.id)
         .where(EpochMetric.steps.is_(None))
         .distinct()
@@ -25,7 +26,8 @@ def runs_without_steps(engine: Engine) -> dict[int, dict[str, Any]]:
     with session_scope(engine) as session:
         rows = session.execute(stmt).all()
     return {
-        run_id: json.loads(config) if isinstance(config, str) else config for run_id, config in rows
+        run_id: (json.loads(config) if isinstance(config, str) else config, bool(recorded))
+        for run_id, config, recorded in rows
     }
 
 

@@ -4,6 +4,7 @@ its own rows, checkpoint and failure, and a grid trains every config once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -28,7 +29,6 @@ STEPS = 20
 IMAGES = "stacking-test-images"
 
 
-@bench.data.register(IMAGES, input_shape=(1, 28, 28), num_classes=10, default_arch="lenet5")
 def _images():
     """600 + 200 28x28 images, one noisy template per class: learnable in a few steps."""
     gen = torch.Generator().manual_seed(0)
@@ -36,6 +36,19 @@ def _images():
     y = torch.arange(800) % 10
     x = templates[y] + 2.0 * torch.randn(800, 1, 28, 28, generator=gen)
     return x[:600], y[:600], x[600:], y[600:]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered_images() -> Iterator[None]:
+    """The test data set, registered for this module only (other tests list the registry)."""
+    from bench.data.registry import DATASETS
+
+    register = bench.data.register(
+        IMAGES, input_shape=(1, 28, 28), num_classes=10, default_arch="lenet5"
+    )
+    register(_images)
+    yield
+    DATASETS.pop(IMAGES)
 
 
 class StepLosses(L.Callback):

@@ -284,7 +284,7 @@ class QueueWorker:
                     break
                 time.sleep(self.settings.poll)
                 continue
-            if stacked is not None:
+            if stacked is not None and not stacked.next_is_alone():
                 stacked.train(stacked.next_stack() or [])
                 continue
             try:

@@ -46,6 +46,7 @@ class StackedLoop:
     def __init__(self, worker: Any) -> None:  # a bench.scheduling.queue.QueueWorker
         self.worker = worker
         self.held_over: tuple | None = None  # an asked trial that starts the next stack
+        self._limits: dict[str, int] = {}
 
     def _ask(self) -> tuple | None:
         """The next (trial, config), or None when the queue is empty."""
@@ -71,19 +72,40 @@ class StackedLoop:
         # Members must resume from the same epoch: the checkpoint epoch is part of the key.
         return stack_key(config), checkpoint_epoch(self.worker.runs_dir / config.config_hash())
 
+    def limit(self, config: RunConfig) -> int:
+        """How many runs like ``config`` the worker's policy stacks (cached per stack key)."""
+        key = stack_key(config)
+        if key not in self._limits:
+            import methods
+            from bench.pipeline import run_device
+            from bench.resolve import training_plan
+
+            worker = self.worker
+            on_gpu = run_device(config, worker.device_index).type == "cuda"
+            batch = training_plan(config, methods.get(config.method, **config.options)).batch_size
+            self._limits[key] = stack_size(
+                config, worker.stack, on_gpu, batch, worker.device_index
+            )
+        return self._limits[key]
+
+    def next_is_alone(self) -> bool:
+        """Whether the next waiting trial trains alone: then the plain loop takes it, so
+        ``auto`` costs nothing where it does not stack."""
+        from optuna.trial import TrialState
+
+        if self.held_over is not None:
+            return False
+        waiting = self.worker.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        data = waiting[0].user_attrs.get(CONFIG_ATTR) if waiting else None
+        return data is None or self.limit(RunConfig.from_json(data)) <= 1
+
     def next_stack(self) -> list[tuple]:
         """Up to the policy's size of asked trials with one key (empty: nothing waiting)."""
         first = self._ask()
         if first is None:
             return []
         config = first[1]
-        import methods
-        from bench.pipeline import run_device
-        from bench.resolve import training_plan
-
-        on_gpu = run_device(config).type == "cuda"
-        batch = training_plan(config, methods.get(config.method, **config.options)).batch_size
-        limit = stack_size(config, self.worker.stack, on_gpu, batch, self.worker.device_index)
+        limit = self.limit(config)
         key, stack = self._key(config), [first]
         while len(stack) < limit:
             asked = self._ask()

@@ -63,6 +63,10 @@ def run_stack(
             ready.append((i, prepare(config, recorder, device_index), recorder))
         except StageError as failure:
             outcomes[i] = fail(config, recorder, failure.stage, failure.error)
+    if len(ready) == 1:  # a stack of one is a run alone
+        i, prepared, recorder = ready[0]
+        outcomes[i] = train_alone(prepared, recorder, runs_dir, progress)
+        return [outcomes[i] for i in range(len(runs))]
     with_offset = any(p.config.method == "dctps" for _, p, _ in ready)
     members: list[tuple[int, Prepared, Recorder, Member]] = []
     for i, prepared, recorder in ready:
