@@ -109,6 +109,22 @@ def common(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def throughput(db: Path, wall: float) -> dict:
+    """Runs, finished runs, stacks and runs per hour of a grid's database: from the first run's
+    start to the last one's end, and (with start-up) over the command's ``wall`` seconds."""
+    rows_db = runs(db)
+    done = [r for r in rows_db if r["status"] == "finished"]
+    starts = [when(r["started_at"]) for r in rows_db if r["started_at"]]
+    ends = [when(r["finished_at"]) for r in done if r["finished_at"]]
+    span = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    return {
+        "runs": len(rows_db), "finished": len(done), "wall_s": wall, "span_s": span,
+        "stacks": len({r["stack"] for r in done if r.get("stack")}),
+        "per_hour": len(done) / span * 3600 if span else None,
+        "per_hour_wall": len(done) / wall * 3600 if wall else None,
+    }  # fmt: skip
+
+
 def workers(args: argparse.Namespace) -> list[dict]:
     rows = []
     for count in args.workers:
@@ -121,17 +137,7 @@ def workers(args: argparse.Namespace) -> list[dict]:
                 "--seeds", *args.seeds, "--epochs", "1", "--train-subset", str(args.train_subset),
                 "--workers", str(count), *common(args)]
         code, wall, _ = bench(grid, args.out / "logs" / f"workers-{count}.log", args.timeout)
-        rows_db = runs(db)
-        done = [r for r in rows_db if r["status"] == "finished"]
-        starts = [when(r["started_at"]) for r in rows_db if r["started_at"]]
-        ends = [when(r["finished_at"]) for r in done if r["finished_at"]]
-        span = (max(ends) - min(starts)).total_seconds() if starts and ends else None
-        rows.append({
-            "workers": count, "exit": code, "runs": len(rows_db), "finished": len(done),
-            "wall_s": wall, "span_s": span,
-            "per_hour": len(done) / span * 3600 if span else None,
-            "per_hour_wall": len(done) / wall * 3600 if wall else None,
-        })
+        rows.append({"workers": count, "exit": code, **throughput(db, wall)})
         print(json.dumps(rows[-1]), flush=True)
         save(args, rows)
     return rows
@@ -153,18 +159,7 @@ def stacked(args: argparse.Namespace) -> list[dict]:
                     str(args.train_subset), "--stack", stack, *common(args)]
             log = args.out / "logs" / f"stacked-{arch}-{stack}.log"
             code, wall, _ = bench(grid, log, args.timeout)
-            rows_db = runs(db)
-            done = [r for r in rows_db if r["status"] == "finished"]
-            starts = [when(r["started_at"]) for r in rows_db if r["started_at"]]
-            ends = [when(r["finished_at"]) for r in done if r["finished_at"]]
-            span = (max(ends) - min(starts)).total_seconds() if starts and ends else None
-            rows.append({
-                "arch": arch, "stack": stack, "exit": code, "runs": len(rows_db),
-                "finished": len(done), "wall_s": wall,
-                "stacks": len({r["stack"] for r in done if r.get("stack")}),
-                "per_hour": len(done) / span * 3600 if span else None,
-                "per_hour_wall": len(done) / wall * 3600 if wall else None,
-            })  # fmt: skip
+            rows.append({"arch": arch, "stack": stack, "exit": code, **throughput(db, wall)})
             print(json.dumps(rows[-1]), flush=True)
             save(args, rows)
     return rows

@@ -168,3 +168,20 @@ def test_gpu_flags_without_a_gpu_are_one_line_errors(tmp_path: Path) -> None:
     allocation = _load("device_allocation")
     with pytest.raises(SystemExit):
         allocation.main(["--device", "cuda"])
+
+
+def test_stacked_rows_compare_runs_per_hour_with_one_at_a_time(report) -> None:
+    rows = report.stacked([
+        {"arch": "lenet5", "stack": "off", "exit": 0, "runs": 33, "finished": 33,
+         "stacks": 0, "per_hour": 600.0},
+        {"arch": "lenet5", "stack": "auto", "exit": 0, "runs": 33, "finished": 33,
+         "stacks": 2, "per_hour": 7200.0},
+        {"arch": "resnet18_w16", "stack": "auto", "exit": 1, "runs": 33, "finished": 0,
+         "stacks": 0, "per_hour": None},
+    ])  # fmt: skip
+    assert rows[0][2] == "33 runs in 0 stacks, 600 runs/h" and rows[0][4] == ""
+    assert rows[1][2].endswith("12.0x of one at a time") and rows[1][3:] == (
+        ">= 10x of one at a time",
+        "met",
+    )
+    assert rows[2][2] == "exit 1, 0/33 runs finished" and rows[2][4] == "failed"

@@ -154,20 +154,23 @@ def describe(
         key = (config.arch, config.dataset, config.preset, config.epochs, config.train_subset)
         seen.setdefault(key, []).append(config)
     lines = []
+    from storage.spec import budget_label
+
     for (arch, dataset, *_), group in seen.items():
         first = next((c for c in group if methods.get(c.method).stackable), group[0])
         on_gpu = run_device(first, device_index).type == "cuda"
         batch = training_plan(first, methods.get(first.method, **first.options)).batch_size
         size = stack_size(first, policy, on_gpu, batch, device_index)
         alone = sum(1 for c in group if not methods.get(c.method).stackable)
+        where = f"{arch} on {dataset} ({budget_label(first.to_json())})"
         if size <= 1:
             why = (
                 "" if not policy.auto or not policy.enabled else " (auto: convolutions on the CPU)"
             )
-            lines.append(f"stacking {arch} on {dataset}: off, one run at a time{why}")
+            lines.append(f"stacking {where}: off, one run at a time{why}")
         else:
             extra = f"; {alone} runs train alone (not stackable)" if alone else ""
             lines.append(
-                f"stacking {arch} on {dataset}: up to {size} runs per stack ({policy}){extra}"
+                f"stacking {where}: up to {size} runs per stack ({policy}){extra}"
             )
     return lines
