@@ -60,7 +60,7 @@ def test_launched_workers_survive_a_sigkill(db_url: str, tmp_path: Path) -> None
     assert len(lost) == 1 and lost[0] in dict(jobs), err.read_text()
     (survivor,) = [log for job, log in jobs if job != lost[0]]
     assert "worker done" in Path(survivor).read_text()
-    _assert_every_config_once(engine, victim)
+    _assert_every_config_once(engine, victim, stacked=True)  # bench worker's default: auto
     engine.dispose()
 
 

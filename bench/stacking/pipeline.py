@@ -28,7 +28,7 @@ from bench.pipeline import (
 )
 from bench.recorder import Recorder
 from bench.stacking.canonical import Unstackable, canonical
-from bench.stacking.train import Member, fit_stack
+from bench.stacking.train import Member, checkpoint_epoch, fit_stack
 from storage.rows import LostClaim
 
 
@@ -49,6 +49,11 @@ def _canonical(prepared: Prepared, with_offset: bool):
     return canonical(prepared.model, plain, with_offset).to(prepared.device)
 
 
+def _stacked_before(prepared: Prepared, runs_dir: Path) -> bool:
+    """Whether the run has a stack checkpoint: then it resumes from it, even in a stack of one."""
+    return checkpoint_epoch(runs_dir / prepared.config.config_hash()) >= 0
+
+
 def run_stack(
     runs: Sequence[tuple[RunConfig, Recorder]],
     runs_dir: Path = DEFAULT_RUNS_DIR,
@@ -63,8 +68,8 @@ def run_stack(
             ready.append((i, prepare(config, recorder, device_index), recorder))
         except StageError as failure:
             outcomes[i] = fail(config, recorder, failure.stage, failure.error)
-    if len(ready) == 1:  # a stack of one is a run alone
-        i, prepared, recorder = ready[0]
+    if len(ready) == 1 and not _stacked_before(ready[0][1], runs_dir):
+        i, prepared, recorder = ready[0]  # a stack of one is a run alone
         outcomes[i] = train_alone(prepared, recorder, runs_dir, progress)
         return [outcomes[i] for i in range(len(runs))]
     with_offset = any(p.config.method == "dctps" for _, p, _ in ready)
@@ -83,7 +88,7 @@ def run_stack(
             on_epoch=lambda record, r=recorder: r.epoch(epoch_row(record)),
         )
         members.append((i, prepared, recorder, member))
-    if len(members) == 1:
+    if len(members) == 1 and not _stacked_before(members[0][1], runs_dir):
         i, prepared, recorder, _ = members[0]
         outcomes[i] = train_alone(prepared, recorder, runs_dir, progress)
     elif members:
