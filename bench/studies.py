@@ -147,7 +147,9 @@ STUDIES: dict[str, Study] = {
         description=(
             "the paper's comparison at CPU scale: every method of the paper over its density grid, "
             "3 seeds, on digits (MLP) and Fashion-MNIST (LeNet-5 and a quarter-width ResNet18), "
-            "plus the Fixup ResNet-110 failure check; about an hour on 2 cores with --workers 2"
+            "plus the Fixup ResNet-110 failure check. The short budget took about an hour on 2 "
+            "cores with --workers 2; the long budget needs 7-9 more CPU-hours, so run it in "
+            "parts (--block)"
         ),
         db="sqlite:///paper-mini.db",
         blocks=(
