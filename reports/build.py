@@ -23,6 +23,7 @@ from reports.sections import FINISHED_OR_FAILED, Context, Query, series_section
 from reports.style import density_palette, method_order, method_palette
 from reports.tables import TABLE_KEYS, budgeted, render, rows_of, table_keys
 
+BUDGET_QUERY = "reports.budget_check.budget_checks(storage.runs(engine))"
 CLAIMS_QUERY = "reports.claims.check_claims(engine)  # storage.runs, spectra, layer_allocation"
 
 _SHOWN = Query("runs", storage.RunFilter(statuses=list(FINISHED_OR_FAILED)))
@@ -149,11 +150,13 @@ def _overview_items(context: Context) -> list[Item]:
 
 def _claim_items(context: Context) -> list[Item]:
     """One item per verdict, each titled by its claim (``Claim 3 (FORCE): holds``)."""
+    from reports.budget_check import WITHIN, budget_checks, budget_markdown, budget_summary
     from reports.claims import CRITERIA, STATEMENTS, check_claims, claims_markdown
 
     verdicts = check_claims(context.engine)
+    checks = budget_checks(storage.runs(context.engine))
     path = context.out_dir / "claims.md"
-    path.write_text(claims_markdown(verdicts), encoding="utf-8")
+    path.write_text(claims_markdown(verdicts) + "\n" + budget_markdown(checks), encoding="utf-8")
     items = []
     for verdict in verdicts:
         evidence = "".join(f"<li>{escape(line)}</li>" for line in verdict.evidence)
@@ -166,4 +169,15 @@ def _claim_items(context: Context) -> list[Item]:
                 note=f"Criterion: {CRITERIA[verdict.number]}.",
             )
         )
+    lines = "".join(f"<li>{escape(check.line())}</li>" for check in checks)
+    items.append(
+        Item(
+            f"Budget check: {budget_summary(checks)}",
+            f"<ul>{lines}</ul>",
+            queries=[BUDGET_QUERY],
+            files=[path.name],
+            note=f"Criterion: the dense network within {100 * WITHIN:g} points of itself at "
+            "twice the epochs.",
+        )
+    )
     return items

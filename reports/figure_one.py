@@ -45,8 +45,13 @@ def trainable_figure(runs: pd.DataFrame) -> Figure:
         rows = points[points["method"] == method].sort_values("trainable_params")
         style = {"color": palette[method], "marker": method_marker(method)}
         ax.errorbar(
-            rows["trainable_params"], rows["mean"], yerr=rows["std"], capsize=2,
-            linestyle="-" if len(rows) > 1 else "none", gid=f"trainable:{method}", **style,
+            rows["trainable_params"],
+            rows["mean"],
+            yerr=rows["std"],
+            capsize=2,
+            linestyle="-" if len(rows) > 1 else "none",
+            gid=f"trainable:{method}",
+            **style,
         )
         handles.append(_proxy(method_label(method), **style))
     ax.set_xscale("log")

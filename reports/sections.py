@@ -268,8 +268,9 @@ def _figure_one_items(context: Context, key: TableKey) -> list[Item]:
         "Mean ± std over seeds; x: parameters the optimizer trains (k coordinates plus biases and "
         "BatchNorm for Hyperplane Projection; kept weights plus the same for the others)."
     )
-    return [Item(title, body, queries=[str(query)], counts=f"{len(frame)} runs", files=files,
-                 note=note)]
+    return [
+        Item(title, body, queries=[str(query)], counts=f"{len(frame)} runs", files=files, note=note)
+    ]
 
 
 def _failure_items(context: Context, key: TableKey) -> list[Item]:

@@ -68,9 +68,7 @@ def steps_figure(epochs: pd.DataFrame, chance: float) -> Figure:
         ax.set_xlabel("optimizer steps")
         ax.set_ylabel("validation accuracy")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    handles = [
-        _proxy(method_label(m), color=palette[m], marker=method_marker(m)) for m in methods
-    ]
+    handles = [_proxy(method_label(m), color=palette[m], marker=method_marker(m)) for m in methods]
     if not dense.empty:
         handles.append(_proxy(method_label(DENSE), color=DENSE_COLOR, ls="--"))
     _legend(figure, handles)
