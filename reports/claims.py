@@ -18,7 +18,13 @@ import pandas as pd
 from sqlalchemy import Engine
 
 import storage
-from reports.curves import AT_CHANCE, collapse_density, mean_accuracy, zero_spectrum_density
+from reports.curves import (
+    AT_CHANCE,
+    collapse_density,
+    leading_densities,
+    mean_accuracy,
+    zero_spectrum_density,
+)
 from reports.style import DENSE, DENSE_DENSITY, chance_accuracy, method_label
 from reports.tables import TableKey, budgeted, rows_of
 
@@ -178,6 +184,11 @@ def claim_2(acc: pd.DataFrame) -> Verdict:
                 f"best {best} {100 * at.max():.2f}%"
             )
         parts.append(uniform_first and dctps_never and all(leads))
+        leads_at = leading_densities(sparse, "dctps", chance)
+        verdict.evidence.append(
+            f"{_name(key)}: DCTpS has the best mean (above chance) at "
+            + (", ".join(f"{d:g}" for d in leads_at) if leads_at else "no density")
+        )
         verdict.evidence.append(
             f"{_name(key)}: collapse density uniform {_fmt(collapse['random'])}, EPL "
             f"{_fmt(collapse['epl'])}, DCTpS {_fmt(collapse['dctps'])}; DCTpS at the lowest "

@@ -86,3 +86,16 @@ def zero_spectrum_density(top: pd.Series) -> float | None:
         else:
             break
     return zero
+
+
+def leading_densities(sparse: pd.DataFrame, method: str, chance: float) -> list[float]:
+    """The densities (descending) at which ``method`` has the best mean of ``sparse`` (one
+    series of :func:`mean_accuracy`'s frame; ties count) more than :data:`AT_CHANCE` above
+    chance: where every method is at chance, nobody leads."""
+    leads = []
+    for density in sorted(sparse["density"].unique(), reverse=True):
+        at = sparse[sparse["density"] == density].set_index("method")["mean"]
+        mine = at.get(method, -1.0)
+        if mine >= at.max() and mine > chance + AT_CHANCE:
+            leads.append(float(density))
+    return leads

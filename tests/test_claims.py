@@ -127,6 +127,25 @@ def test_claim_2_holds_only_with_every_part() -> None:
     assert "collapse density uniform 0.01, EPL 0.01, DCTpS never" in verdict.evidence[-1]
 
 
+def test_claim_2_names_the_densities_where_dctps_leads() -> None:
+    table = {
+        "random": [0.9, 0.1, 0.1, 0.1],
+        "epl": [0.95, 0.5, 0.1, 0.1],
+        "dctps": [0.9, 0.8, 0.12, 0.1],
+        "synflow": [0.9, 0.7, 0.5, 0.1],
+    }
+    evidence = claim_2(mean_accuracy(curves(table))).evidence
+    # 0.1: EPL leads; 0.001: SynFlow; 0.0001: all at chance, so nobody leads
+    assert (
+        "mlp on digits (adam, 10 epochs, all images): DCTpS has the best mean (above chance) "
+        "at 0.01" in evidence
+    )
+    tied = {**table, "dctps": [0.95, 0.1, 0.1, 0.1], "synflow": [0.9, 0.1, 0.1, 0.1]}
+    assert "best mean (above chance) at 0.1" in claim_2(mean_accuracy(curves(tied))).evidence[-2]
+    none = {**table, "dctps": [0.1, 0.1, 0.1, 0.1]}
+    assert claim_2(mean_accuracy(curves(none))).evidence[-2].endswith("at no density")
+
+
 def test_claim_3_needs_an_extreme_failure_and_fixup() -> None:
     rows = [
         ("force", 0.1, 0, "finished", 0.9),

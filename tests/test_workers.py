@@ -208,3 +208,34 @@ def test_a_worker_orphaned_by_a_sigkill_of_its_parent_exits(db_url: str, tmp_pat
     with storage.session_scope(engine) as session:
         statuses = session.scalars(select(Run.status)).all()
     assert "running" in statuses, "the orphans stopped mid-run: their runs are for a relaunch"
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_run_held_by_another_grids_dead_trial_is_taken_over(tmp_path: Path) -> None:
+    """A launch of one part of a study after a crash of a launch of other parts: the dead
+    holder's trial belongs to the other grid's Optuna study, which only a sweep of every study
+    fails; the new grid then takes the run over instead of waiting for ever."""
+    from bench.scheduling.queue import identity, open_study
+    from bench.settings import QueueSettings
+    from storage.ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    ledger = Ledger(storage.open_db(url))
+    other = open_study(ledger, QueueSettings(heartbeat_interval=1, grace_period=1), "other-grid")
+    trial = other.ask()  # the other grid's trial, RUNNING, whose worker then dies
+    other._storage.record_heartbeat(trial._trial_id)
+    grid = GridSpec(methods=("epl",), densities=(0.1,), archs=("mlp",))
+    grid = grid.with_settings(epochs=1, train_subset=200)
+    dense = next(c for c in grid.configs() if c.method == "dense")
+    ledger.claim(identity(dense), f"trial-{trial._trial_id}@elsewhere:1")
+    time.sleep(2)  # past the grace period
+    args = ["run", "--methods", "epl", "--densities", "0.1", "--archs", "mlp", "--epochs", "1"]
+    args += ["--train-subset", "200", "--db", url, "--runs-dir", str(tmp_path / "runs")]
+    args += ["--no-progress", "--heartbeat-interval", "1", "--grace-period", "1", "--threads", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = storage.runs(ledger.engine).set_index("method")
+    assert frame["status"].to_dict() == {"dense": "finished", "epl": "finished"}
+    assert frame.loc["dense", "attempts"] == 2  # the dead holder's attempt, then the takeover

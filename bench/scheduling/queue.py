@@ -224,10 +224,7 @@ class QueueWorker:
             if held != "busy":
                 return held
             time.sleep(self.settings.poll)
-            with _experimental_ok():
-                import optuna
-
-                optuna.storages.fail_stale_trials(self.study)
+            fail_stale_trials_everywhere(self.study._storage)
 
     def objective(self, trial) -> float:
         import optuna
@@ -294,6 +291,21 @@ class QueueWorker:
                     raise
                 # This worker was thought dead and its trial failed; the retry belongs to another.
         return self.outcomes
+
+
+def fail_stale_trials_everywhere(storage) -> None:
+    """Fail the stale trials of every study in ``storage``, not only this grid's.
+
+    A run's row can be held by a trial of another grid's study (a launch of other blocks of a
+    study over the same database, killed): only a sweep of that study notices its worker is
+    dead, and a worker waiting for the row would otherwise wait for ever.
+    """
+    import optuna
+
+    with _experimental_ok():
+        for summary in storage.get_all_studies():
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            optuna.storages.fail_stale_trials(study)
 
 
 def join_grid(
